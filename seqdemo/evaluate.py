@@ -1,0 +1,101 @@
+"""Measures a checkpoint on the test split and writes the numbers into its folder (metrics.json and the card).
+
+    python -m seqdemo.evaluate checkpoints/sentiment   # accuracy per source, and a TF-IDF baseline beside it
+    python -m seqdemo.evaluate checkpoints/nextword    # perplexity and bits per character on IMDB test reviews
+
+The sentiment run also trains and scores the bag-of-words baseline (scikit-learn: TF-IDF of 1-2-grams + logistic
+regression) on the very same split, so the comparison is measured here, not quoted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from seqdemo.card import METRICS_FILE, kind_of, read_json, write_model_card
+from seqdemo.data import Review, load_splits
+from seqdemo.device import describe
+from seqdemo.hub import load_folder
+from seqdemo.text import casual
+
+
+def sentiment_metrics(pipeline, test: list[Review]) -> dict[str, float]:
+    results = {}
+    for source in sorted({r.source for r in test}):
+        rows = [r for r in test if r.source == source]
+        predicted = pipeline.predict([r.text for r in rows], batch_size=64)
+        correct = sum(p["label"] == pipeline.labels[r.label] for p, r in zip(predicted, rows))
+        results[f"accuracy {source}"] = round(correct / len(rows), 4)
+        if source == "rotten_tomatoes":  # short sentences as people type them: lower case, no punctuation
+            predicted = pipeline.predict([casual(r.text) or r.text for r in rows], batch_size=64)
+            correct = sum(p["label"] == pipeline.labels[r.label] for p, r in zip(predicted, rows))
+            results["accuracy rotten_tomatoes, typed casually"] = round(correct / len(rows), 4)
+    return results
+
+
+def bag_of_words_baseline(train: list[Review], test: list[Review]) -> dict[str, float]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    features = vectorizer.fit_transform([r.text for r in train])
+    classifier = LogisticRegression(C=4.0, max_iter=2000).fit(features, [r.label for r in train])
+    results = {}
+    for source in sorted({r.source for r in test}):
+        rows = [r for r in test if r.source == source]
+        predicted = classifier.predict(vectorizer.transform([r.text for r in rows]))
+        results[f"baseline TF-IDF+LR accuracy {source}"] = round(
+            sum(int(p) == r.label for p, r in zip(predicted, rows)) / len(rows), 4
+        )
+    return results
+
+
+def nextword_metrics(pipeline, test: list[Review]) -> dict[str, float]:
+    texts = [r.text for r in test if r.source == "imdb"]
+    nll_nats, tokens, chars = 0.0, 0, 0
+    for text, (ids, log_probs, truncated) in zip(texts, pipeline.score_ids(texts, batch_size=32)):
+        nll_nats -= float(log_probs.sum())
+        tokens += len(ids)
+        chars += len(pipeline.tokenizer.decode(ids)) if truncated else len(text)
+    return {
+        "imdb test reviews": len(texts),
+        "per-token perplexity": round(math.exp(nll_nats / tokens), 2),
+        "bits per character": round(nll_nats / math.log(2) / chars, 4),
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="checkpoint folder (config.json, model.safetensors, tokenizer.model)")
+    parser.add_argument("--no-baseline", action="store_true", help="sentiment: skip the TF-IDF baseline")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    args = parser.parse_args(argv)
+
+    kind = kind_of(read_json(args.folder / "config.json"))
+    pipeline = load_folder(kind, args.folder, device=args.device)
+    splits = load_splits()
+    started = time.time()
+    if kind == "sentiment":
+        results = sentiment_metrics(pipeline, splits["test"])
+        if not args.no_baseline:
+            results.update(bag_of_words_baseline(splits["train"], splits["test"]))
+    else:
+        results = nextword_metrics(pipeline, splits["test"])
+    metrics = {
+        "command": "python -m seqdemo.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "hardware": describe(pipeline.device),
+        "test rows": len(splits["test"]),
+        "seconds": round(time.time() - started),
+        "results": results,
+    }
+    (args.folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_model_card(args.folder)
+    print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()

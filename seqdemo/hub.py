@@ -1,0 +1,323 @@
+"""Where the checkpoints come from: a Hugging Face Hub repo when one is configured, else `checkpoints/<kind>`.
+
+A checkpoint is a folder holding config.json, model.safetensors and tokenizer.model (README.md, the model card,
+comes along when the repo has one). The repo for each model comes from the arguments, else from the environment:
+
+    SEQDEMO_SENTIMENT_REPO=owner/name            # the default branch
+    SEQDEMO_NEXTWORD_REPO=owner/name@v1.0        # a branch, a tag or a commit sha
+
+Downloads go through huggingface_hub (its cache, its token, HF_ENDPOINT), restricted to the files above. When the
+Hub cannot serve the checkpoint - no repo configured, HF_HUB_OFFLINE=1, the Hub unreachable, the repo or the
+revision missing - the model loads from the local `checkpoints/<kind>` folder, and one line on the "seqdemo"
+logger says why. A snapshot already in the cache is used when the Hub is unreachable or offline mode is on.
+
+A checkpoint that is there but wrong - a truncated download, a config that does not parse, a repo with only
+pickled weights - is a CheckpointError naming the file: only safetensors weights are ever loaded, never a pickle.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+from pathlib import Path
+
+import httpx2
+import torch
+from huggingface_hub import HfApi, constants, snapshot_download
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from seqdemo.models import NextWordLSTM, SentimentClassifier
+
+logger = logging.getLogger("seqdemo")
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+REPO_ENV = {"sentiment": "SEQDEMO_SENTIMENT_REPO", "nextword": "SEQDEMO_NEXTWORD_REPO"}
+MODEL_CLASS = {"sentiment": SentimentClassifier, "nextword": NextWordLSTM}
+KINDS = tuple(REPO_ENV)
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+TOKENIZER = "tokenizer.model"
+REQUIRED_FILES = (CONFIG, WEIGHTS, TOKENIZER)
+HUB_FILES = [*REQUIRED_FILES, "README.md", "metrics.json"]  # the only files ever downloaded
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+_TRUE = {"1", "ON", "YES", "TRUE"}
+# The Hub could not serve the checkpoint: no connection, timeout, offline mode, an HTTP error (not found, 5xx...).
+_HUB_ERRORS = (httpx2.TransportError, OfflineModeIsEnabled, HfHubHTTPError, LocalEntryNotFoundError)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely: missing, truncated or corrupt file, or pickled weights.
+    The message names the file."""
+
+
+def parse_repo(spec: str) -> tuple[str, str | None]:
+    """`"owner/name"` -> ("owner/name", None); `"owner/name@rev"` -> ("owner/name", "rev").
+
+    The revision is a branch, a tag or a commit sha, and may hold slashes (`owner/name@refs/pr/3`).
+    """
+    text = (spec or "").strip()
+    repo_id, at, revision = text.partition("@")
+    repo_id, revision = repo_id.strip(), revision.strip()
+    owner, slash, name = repo_id.partition("/")
+    bad_revision = at and (not revision or any(c.isspace() for c in revision))
+    if not (slash and _valid_part(owner) and _valid_part(name)) or bad_revision:
+        raise ValueError(
+            f"{spec!r} is not a Hub repo: expected 'owner/name' or 'owner/name@revision' "
+            "(a branch, a tag or a commit sha)"
+        )
+    return repo_id, (revision or None)
+
+
+def _valid_part(part: str) -> bool:
+    return bool(part) and all(c.isalnum() or c in "-_." for c in part) and not part.startswith((".", "-"))
+
+
+def fetch_checkpoint(kind: str, repo_id: str | None = None, revision: str | None = None) -> tuple[Path, str]:
+    """Returns (folder holding config.json, model.safetensors and tokenizer.model, where it came from).
+
+    The source reads `owner/name@<commit sha>` for a Hub download, `owner/name@<commit sha> (cache)` for a cached
+    snapshot used while the Hub is out of reach, and `local checkpoints/<kind> (<why>)` for the local fallback.
+    """
+    _check_kind(kind)
+    env_name = REPO_ENV[kind]
+    if repo_id is None:
+        repo_id = os.environ.get(env_name, "").strip() or None
+        where = env_name
+    else:
+        where = "repo_id"
+    if repo_id is None:
+        hint = f"no Hub repo configured (set {env_name}=owner/name to load from the Hub)"
+        return _local(kind, "no Hub repo configured", detail=hint, level=logging.INFO)
+    try:
+        repo_id, spec_revision = parse_repo(repo_id)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    revision = revision or spec_revision
+    label = f"{repo_id}@{revision}" if revision else repo_id
+
+    if _offline():
+        cached = _cached_snapshot(repo_id, revision)
+        if cached is not None:
+            logger.info("%s: HF_HUB_OFFLINE=1, using the cached snapshot of %s", kind, label)
+            return cached, f"{repo_id}@{cached.name} (cache)"
+        return _local(kind, "HF_HUB_OFFLINE=1", detail=f"HF_HUB_OFFLINE=1 and {label} is not in the Hub cache")
+
+    try:
+        info = HfApi().model_info(repo_id, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        siblings = None if info.siblings is None else [s.rfilename for s in info.siblings]
+        if siblings is not None:
+            _check_repo_files(siblings, label)  # before any download: a pickle is never fetched
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES))
+    except _HUB_ERRORS as error:
+        if isinstance(error, httpx2.RemoteProtocolError) and "/resolve/" in _url(error):
+            # The Hub answered, then a file stopped short of its announced length (huggingface_hub retried first).
+            name = _url(error).rsplit("/", 1)[-1]
+            raise CheckpointError(
+                f"{name} from {label} arrived truncated ({_first_line(error)}); the partial file was discarded, "
+                "try again"
+            ) from error
+        why = _hub_failure(error, repo_id, revision)
+        if _unreachable(error):
+            cached = _cached_snapshot(repo_id, revision)
+            if cached is not None:
+                logger.warning("%s: %s; using the cached snapshot of %s", kind, why, label)
+                return cached, f"{repo_id}@{cached.name} (cache)"
+        return _local(kind, why)
+    except CheckpointError:
+        raise
+    except OSError as error:  # e.g. "Consistency check failed: file should be of size ..." (names the file)
+        raise CheckpointError(f"downloading {label} failed: {_first_line(error, 400)}") from error
+    present = {p.name for p in folder.iterdir()}
+    _check_repo_files(sorted(present | set(siblings or ())), label, present=present)
+    return folder, f"{repo_id}@{folder.name}"
+
+
+def load_model(model_class, folder: Path) -> torch.nn.Module:
+    """Builds `model_class(**config.json)` and loads model.safetensors into it, strictly (every weight present,
+    none left over; a tied decoder stays tied). Never unpickles anything. Returns the model on the CPU, in eval mode.
+    """
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG, folder / WEIGHTS
+    if not weights_path.is_file():
+        pickles = sorted(p.name for p in folder.glob("*") if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise CheckpointError(_pickle_message(str(folder), pickles))
+        raise CheckpointError(f"{weights_path} is missing: a checkpoint needs {', '.join(REQUIRED_FILES)}")
+    config = _read_config(config_path)
+    parameters = inspect.signature(model_class.__init__).parameters
+    kwargs = {k: v for k, v in config.items() if k in parameters and k != "self"}
+    try:
+        model = model_class(**kwargs)
+    except Exception as error:  # a wrong value in the config (e.g. cell="rnn", a negative size)
+        raise CheckpointError(f"{config_path} does not describe a {model_class.__name__}: {error}") from error
+    try:
+        import safetensors.torch
+
+        safetensors.torch.load_model(model, weights_path, strict=True, device="cpu")
+    except Exception as error:  # truncated or corrupt file, missing/unexpected weights, shape mismatch
+        raise CheckpointError(
+            f"{weights_path} cannot be loaded into {model_class.__name__}: {_one_line(error, 600)}"
+        ) from error
+    return model.eval()
+
+
+def load(kind: str, repo_id: str | None = None, revision: str | None = None, device=None):
+    """The public entry point: the model and tokenizer for `kind` ('sentiment' or 'nextword'), wrapped in their
+    pipeline, on `device` (see seqdemo.device.pick_device). `pipeline.source` says where the checkpoint came from."""
+    _check_kind(kind)
+    folder, source = fetch_checkpoint(kind, repo_id, revision)
+    return load_folder(kind, folder, device=device, source=source)
+
+
+def load_folder(kind: str, folder: Path, device=None, source: str | None = None):
+    """The pipeline for `kind` from a checkpoint folder already on disk (what `load` does after fetching)."""
+    _check_kind(kind)
+    from seqdemo.device import pick_device
+    from seqdemo.tokenizer import Tokenizer
+
+    if kind == "sentiment":
+        from seqdemo.sentiment import SentimentPipeline as pipeline_class
+    else:
+        from seqdemo.generation import NextWordPipeline as pipeline_class
+
+    folder = Path(folder)
+    device = pick_device(device)
+    model = load_model(MODEL_CLASS[kind], folder)
+    try:
+        tokenizer = Tokenizer.load(folder)
+    except ValueError as error:  # Tokenizer.load names the file
+        raise CheckpointError(str(error)) from error
+    rows = getattr(getattr(model, "embedding", None), "num_embeddings", None)
+    if rows is not None and tokenizer.vocab_size > rows:
+        raise CheckpointError(
+            f"{folder / TOKENIZER} has {tokenizer.vocab_size} pieces but {folder / CONFIG} gives the model "
+            f"vocab_size={rows}: the tokenizer does not belong to these weights"
+        )
+    model = model.to(device).eval()
+    return pipeline_class(model, tokenizer, device=device, source=source or str(folder))
+
+
+# -- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in REPO_ENV:
+        raise ValueError(f"unknown model kind {kind!r}: expected one of {', '.join(map(repr, KINDS))}")
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE read now: huggingface_hub reads it once, at import, into constants.HF_HUB_OFFLINE."""
+    return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in _TRUE
+
+
+def _local(kind: str, why: str, detail: str | None = None, level: int = logging.WARNING) -> tuple[Path, str]:
+    """The local fallback and its one log line: `why` goes into the source string, `detail` (or `why`) into the log."""
+    folder = Path(CHECKPOINTS) / kind
+    logger.log(level, "%s: %s; loading local checkpoints/%s", kind, detail or why, kind)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no {kind} checkpoint: {detail or why}, and the local folder {folder} does not exist")
+    return folder, f"local checkpoints/{kind} ({why})"
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    """The complete cached snapshot of repo_id@revision, without any request, or None."""
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError):
+        return None
+    if not all((folder / name).is_file() for name in REQUIRED_FILES):
+        return None
+    return folder
+
+
+def _check_repo_files(files: list[str], label: str, present: set[str] | None = None) -> None:
+    """Refuses a repo without safetensors weights (naming its pickles, which are never downloaded) or without
+    one of the required files. `present`: what was actually downloaded, when checking a snapshot folder."""
+    have = set(files) if present is None else present
+    if WEIGHTS not in have:
+        pickles = sorted(f for f in files if Path(f).suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise CheckpointError(_pickle_message(label, pickles))
+    missing = [name for name in REQUIRED_FILES if name not in have]
+    if missing:
+        raise CheckpointError(f"{label} has no {', '.join(missing)}: a checkpoint needs {', '.join(REQUIRED_FILES)}")
+
+
+def _pickle_message(where: str, pickles: list[str]) -> str:
+    return (
+        f"{where} holds only pickled weights ({', '.join(pickles)}) and no {WEIGHTS}: seqdemo only loads safetensors "
+        f"weights, because unpickling a file can run arbitrary code. Save the model with save_pretrained(), which "
+        f"writes {WEIGHTS}."
+    )
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: a checkpoint needs {', '.join(REQUIRED_FILES)}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} cannot be read: {error}") from error
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON (truncated or corrupt?): {error}") from error
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, not {type(config).__name__}")
+    return config
+
+
+def _unreachable(error: Exception) -> bool:
+    """A failure that says nothing about the repo itself: no connection, a timeout, offline mode, the Hub down."""
+    if isinstance(error, (RepositoryNotFoundError, RevisionNotFoundError)):
+        return False
+    if isinstance(error, HfHubHTTPError):
+        return error.response is None or error.response.status_code >= 500 or error.response.status_code == 429
+    return True
+
+
+def _hub_failure(error: Exception, repo_id: str, revision: str | None) -> str:
+    """Why the Hub could not serve the checkpoint, in a few words."""
+    if isinstance(error, RevisionNotFoundError):
+        return f"revision {revision or 'main'} not found in {repo_id}"
+    if isinstance(error, GatedRepoError):
+        return f"repo {repo_id} is gated on the Hub and this token has no access"
+    if isinstance(error, RepositoryNotFoundError):
+        return f"repo {repo_id} not found on the Hub"
+    if isinstance(error, OfflineModeIsEnabled):
+        return "HF_HUB_OFFLINE=1"
+    if isinstance(error, HfHubHTTPError) and error.response is not None and not _unreachable(error):
+        return f"Hub refused {repo_id}: HTTP {error.response.status_code}"
+    cause = error
+    if isinstance(error, LocalEntryNotFoundError) and error.__cause__ is not None:
+        cause = error.__cause__
+    return f"Hub unreachable: {type(cause).__name__}: {_first_line(cause)}"
+
+
+def _url(error: httpx2.RequestError) -> str:
+    try:
+        return str(error.request.url)
+    except RuntimeError:  # no request attached to the error
+        return ""
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _one_line(error: BaseException, limit: int) -> str:
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

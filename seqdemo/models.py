@@ -1,0 +1,169 @@
+"""The two LSTM models the demo shows.
+
+- SentimentClassifier: Embedding -> (optional Conv1d) -> bidirectional LSTM -> Linear(2 * hidden -> classes),
+  the classifier of the textbook chapter on LSTMs. The cell (LSTM or GRU), the direction count and the
+  convolutional front end are configuration, so the chapter's comparisons need no new model code.
+- NextWordLSTM: Embedding -> 3-layer LSTM -> Linear(vocab), a word-level language model in the style of
+  pytorch/examples' word_language_model, with the output layer tied to the embedding (Press & Wolf 2017,
+  "Using the Output Embedding to Improve Language Models"; Inan et al. 2017).
+
+Both inherit huggingface_hub's PyTorchModelHubMixin: `save_pretrained(folder)` writes config.json and
+model.safetensors, `from_pretrained(folder_or_repo)` rebuilds the model from them. The constructor's
+keyword arguments are the configuration, so they must stay JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from huggingface_hub import PyTorchModelHubMixin
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+HUB_TAGS = ["lstm", "pytorch", "seqdemo"]
+
+
+class SentimentClassifier(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="seqdemo",
+    tags=HUB_TAGS + ["text-classification"],
+    pipeline_tag="text-classification",
+):
+    """Reads token ids (batch, time) with their lengths and returns class logits (batch, classes).
+
+    Padding never changes a prediction: the recurrent layer runs on a packed sequence, so each text stops
+    at its own length in both directions, and pooling ignores the padded steps.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 8000,
+        embed_dim: int = 256,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        bidirectional: bool = True,
+        conv_channels: int = 0,
+        conv_kernel: int = 3,
+        dropout: float = 0.0,
+        pooling: str = "max",
+        labels: list[str] | tuple[str, ...] = ("negative", "positive"),
+        pad_id: int = 0,
+        max_tokens: int = 512,
+    ):
+        super().__init__()
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', not {cell!r}")
+        if pooling not in ("last", "max", "mean"):
+            raise ValueError(f"pooling must be 'last', 'max' or 'mean', not {pooling!r}")
+        self.labels = list(labels)
+        self.pad_id = pad_id
+        self.pooling = pooling
+        self.max_tokens = max_tokens
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        # An optional Conv1d reads n-grams before the recurrence (the chapter's CNN + LSTM variant).
+        self.conv = (
+            nn.Conv1d(embed_dim, conv_channels, conv_kernel, padding=conv_kernel // 2) if conv_channels else None
+        )
+        rnn_class = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn_class(
+            conv_channels or embed_dim,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(dropout)
+        directions = 2 if bidirectional else 1
+        self.classifier = nn.Linear(directions * hidden_size, len(self.labels))
+
+    def rnn_input(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """What the recurrent layer reads: embeddings, through the Conv1d front end when there is one."""
+        return self.front_end(self.embedding(ids), lengths)
+
+    def front_end(self, embedded: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.dropout(embedded)
+        if self.conv is not None:
+            if lengths is not None:  # zero the padding so the convolution sees what a lone text sees
+                x = x * _mask(lengths.to(x.device), x.shape[1]).unsqueeze(-1)
+            x = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        return x
+
+    def read(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Runs the recurrent layer over each text up to its own length; returns the outputs
+        (batch, time, directions * hidden) and the pooled features (batch, directions * hidden)."""
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_out, state = self.rnn(packed)
+        out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=x.shape[1])
+        if self.pooling == "last":
+            # The final hidden state of each direction: the forward one has read the whole text left to
+            # right, the backward one right to left.
+            h_n = state[0] if isinstance(state, tuple) else state
+            directions = 2 if self.rnn.bidirectional else 1
+            return out, torch.cat([h_n[-directions + d] for d in range(directions)], dim=-1)
+        mask = _mask(lengths.to(x.device), x.shape[1]).unsqueeze(-1)
+        if self.pooling == "max":
+            return out, out.masked_fill(~mask, float("-inf")).max(dim=1).values
+        return out, (out * mask).sum(1) / lengths.to(x.device).unsqueeze(-1)
+
+    def classify_embeddings(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits from token embeddings: the function that attributions differentiate."""
+        _, pooled = self.read(self.front_end(embedded, lengths), lengths)
+        return self.classifier(self.dropout(pooled))
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.classify_embeddings(self.embedding(ids), lengths)
+
+
+class NextWordLSTM(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="seqdemo",
+    tags=HUB_TAGS + ["text-generation"],
+    pipeline_tag="text-generation",
+):
+    """A stateful language model: forward(ids, state) -> (logits, state).
+
+    Passing the returned (h, c) back in continues the text where it stopped, so generation feeds one new
+    token per step instead of re-reading the prompt.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 8000,
+        embed_dim: int = 512,
+        hidden_size: int = 512,
+        num_layers: int = 3,
+        dropout: float = 0.25,
+        tie_weights: bool = True,
+        max_tokens: int = 2048,
+    ):
+        super().__init__()
+        self.max_tokens = max_tokens
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.rnn = nn.LSTM(embed_dim, hidden_size, num_layers=num_layers, dropout=dropout, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        # Tying needs the last hidden state in embedding space; a projection bridges different sizes.
+        self.projection = nn.Linear(hidden_size, embed_dim) if tie_weights and hidden_size != embed_dim else None
+        self.decoder = nn.Linear(embed_dim if tie_weights else hidden_size, vocab_size)
+        if tie_weights:
+            self.decoder.weight = self.embedding.weight
+
+    def rnn_input(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """What the recurrent layer reads: the token embeddings."""
+        return self.dropout(self.embedding(ids))
+
+    def forward(
+        self, ids: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        out, state = self.rnn(self.rnn_input(ids), state)
+        out = self.dropout(out)
+        if self.projection is not None:
+            out = self.projection(out)
+        return self.decoder(out), state
+
+
+def _mask(lengths: torch.Tensor, total: int) -> torch.Tensor:
+    """(batch, time) booleans, True on real tokens."""
+    return torch.arange(total, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)

@@ -1,0 +1,40 @@
+"""Text in, token ids out: the checks and the truncation every model entry point shares."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import torch
+
+
+def require_text(text: str) -> str:
+    """Refuses what no model can read, with a message a person can act on."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected text (str), got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError("The text is empty: type a word or a sentence first.")
+    return text
+
+
+def head_and_tail(ids: list[int], max_tokens: int) -> list[int]:
+    """Long reviews keep their opening and their verdict: the first and the last max_tokens/2 tokens."""
+    if len(ids) <= max_tokens:
+        return ids
+    half = max_tokens // 2
+    return ids[:half] + ids[len(ids) - (max_tokens - half) :]
+
+
+def casual(text: str) -> str:
+    """How people type into a demo box: lower case, no punctuation."""
+    text = text.lower().translate(str.maketrans("", "", string.punctuation))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, longest) ids padded at the end, and each sequence's length."""
+    lengths = torch.tensor([len(s) for s in sequences])
+    ids = torch.full((len(sequences), int(lengths.max())), pad_id, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return ids, lengths

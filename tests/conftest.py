@@ -1,0 +1,58 @@
+"""Shared fixtures: small, untrained checkpoints built on the fly, so tests never depend on the shipped weights
+(the tests that are about the shipped weights say so in their names)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The test models are tiny: one thread avoids the OpenMP hand-offs that cost more than the arithmetic.
+torch.set_num_threads(1)
+
+from seqdemo.models import NextWordLSTM, SentimentClassifier  # noqa: E402
+from seqdemo.tokenizer import Tokenizer  # noqa: E402
+
+TINY_CORPUS = [
+    "The movie was great and I loved it.",
+    "Terrible acting, dull plot, a waste of time.",
+    "Not good at all! The worst film of the year.",
+    "The plot was thin but the acting saved it.",
+    "A wonderful, moving story with brilliant performances.",
+    "I would not recommend this boring mess to anyone.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer() -> Tokenizer:
+    return Tokenizer.train(TINY_CORPUS * 50, vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment(tiny_tokenizer) -> SentimentClassifier:
+    torch.manual_seed(0)
+    return SentimentClassifier(vocab_size=tiny_tokenizer.vocab_size, embed_dim=16, hidden_size=12).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_nextword(tiny_tokenizer) -> NextWordLSTM:
+    torch.manual_seed(0)
+    return NextWordLSTM(vocab_size=tiny_tokenizer.vocab_size, embed_dim=16, hidden_size=16, dropout=0.1).eval()
+
+
+def save_checkpoint(model, tokenizer: Tokenizer, folder) -> None:
+    """A checkpoint folder as training writes it: config.json, model.safetensors, tokenizer.model."""
+    model.save_pretrained(folder)
+    tokenizer.save(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory, tiny_tokenizer, tiny_sentiment, tiny_nextword):
+    """{'sentiment': folder, 'nextword': folder} with the tiny models saved as real checkpoints."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    for kind, model in (("sentiment", tiny_sentiment), ("nextword", tiny_nextword)):
+        save_checkpoint(model, tiny_tokenizer, root / kind)
+    return {"sentiment": root / "sentiment", "nextword": root / "nextword"}

@@ -1,0 +1,75 @@
+"""The models' contracts: padding never changes a prediction, the LM's state continues a text, options build."""
+
+import pytest
+import torch
+
+from seqdemo.models import NextWordLSTM, SentimentClassifier
+from seqdemo.text import pad_batch
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"pooling": "last"},
+        {"pooling": "mean", "num_layers": 2, "dropout": 0.2},
+        {"cell": "gru"},
+        {"bidirectional": False, "pooling": "last"},
+        {"conv_channels": 10, "conv_kernel": 5},
+    ],
+)
+def test_padding_never_changes_a_prediction(options):
+    torch.manual_seed(0)
+    model = SentimentClassifier(vocab_size=50, embed_dim=8, hidden_size=6, **options).eval()
+    texts = [torch.randint(4, 50, (n,)).tolist() for n in (3, 11, 1, 7)]
+    ids, lengths = pad_batch(texts, pad_id=0)
+    with torch.no_grad():
+        batched = model(ids, lengths)
+        for row, text in enumerate(texts):
+            alone = model(torch.tensor([text]), torch.tensor([len(text)]))
+            assert torch.allclose(batched[row], alone[0], atol=1e-5), (options, row)
+
+
+def test_classifier_linear_reads_both_directions():
+    model = SentimentClassifier(vocab_size=50, embed_dim=8, hidden_size=6)
+    assert model.classifier.in_features == 2 * 6
+    assert model.rnn.bidirectional and isinstance(model.rnn, torch.nn.LSTM)
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="cell"):
+        SentimentClassifier(cell="rnn")
+    with pytest.raises(ValueError, match="pooling"):
+        SentimentClassifier(pooling="attention")
+
+
+def test_language_model_state_continues_the_text():
+    """Feeding a text in two parts with the returned (h, c) equals feeding it at once."""
+    torch.manual_seed(0)
+    model = NextWordLSTM(vocab_size=40, embed_dim=8, hidden_size=8, num_layers=3).eval()
+    ids = torch.randint(0, 40, (2, 9))
+    with torch.no_grad():
+        whole, _ = model(ids)
+        first, state = model(ids[:, :5])
+        rest, _ = model(ids[:, 5:], state)
+    assert torch.allclose(torch.cat([first, rest], 1), whole, atol=1e-5)
+    assert model.rnn.num_layers == 3
+
+
+def test_tied_weights_and_projection():
+    tied = NextWordLSTM(vocab_size=40, embed_dim=8, hidden_size=8)
+    assert tied.decoder.weight is tied.embedding.weight and tied.projection is None
+    bridged = NextWordLSTM(vocab_size=40, embed_dim=8, hidden_size=12)
+    assert bridged.decoder.weight is bridged.embedding.weight and bridged.projection.in_features == 12
+    untied = NextWordLSTM(vocab_size=40, embed_dim=8, hidden_size=12, tie_weights=False)
+    assert untied.decoder.weight is not untied.embedding.weight and untied.decoder.in_features == 12
+    logits, (h, c) = bridged(torch.randint(0, 40, (1, 4)))
+    assert logits.shape == (1, 4, 40) and h.shape == c.shape == (3, 1, 12)
+
+
+def test_config_travels_inside_the_checkpoint(tmp_path):
+    model = SentimentClassifier(vocab_size=50, embed_dim=8, hidden_size=6, cell="gru", labels=["neg", "pos"])
+    model.save_pretrained(tmp_path)
+    again = SentimentClassifier.from_pretrained(tmp_path)
+    assert isinstance(again.rnn, torch.nn.GRU) and again.labels == ["neg", "pos"]
+    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()

@@ -1,0 +1,67 @@
+"""Training on a tiny slice: the loss falls, the checkpoint is complete and reloads to identical outputs."""
+
+import json
+
+import pytest
+import torch
+
+from seqdemo import train
+from seqdemo.data import Review
+from seqdemo.hub import load_folder
+from seqdemo.text import pad_batch
+
+POSITIVE = ["I loved it, a wonderful film.", "Brilliant acting and a great story.", "A moving, beautiful movie."]
+NEGATIVE = ["I hated it, a terrible film.", "Dull acting and a boring story.", "An awful, ugly movie."]
+
+
+@pytest.fixture(scope="module")
+def tiny_splits():
+    rows = [Review(t, 1, "imdb") for t in POSITIVE] + [Review(t, 0, "imdb") for t in NEGATIVE]
+    return {"train": rows * 8, "valid": rows, "test": []}
+
+
+def test_language_model_loss_falls_and_checkpoint_reloads(tmp_path, tiny_splits):
+    args = train.parse_args(["nextword", "--out", str(tmp_path / "lm"), "--vocab-size", "300", "--hidden-size", "32",
+                             "--batch-size", "4", "--bptt", "16", "--epochs", "3", "--lr", "1e-2", "--dropout", "0"])
+    model, tokenizer, recipe = train.train(args, tiny_splits)
+    losses = [epoch["valid_loss"] for epoch in recipe["history"]]
+    assert losses[-1] < losses[0] - 0.5, losses
+    train.save(model, tokenizer, args.out, recipe)
+    for name in ("config.json", "model.safetensors", "tokenizer.model", "README.md", "training.json"):
+        assert (args.out / name).exists(), name
+    reloaded = load_folder("nextword", args.out, device="cpu")
+    ids = torch.tensor([[tokenizer.bos_id, *tokenizer.encode("I loved it")]])
+    with torch.no_grad():
+        # Weights are stored in float16: the reloaded model equals the trained one rounded to half precision.
+        expected = model.cpu().half().float()(ids)[0]
+        assert torch.allclose(reloaded.model(ids)[0], expected, atol=1e-5)
+    assert json.loads((args.out / "training.json").read_text())["parameters"] == recipe["parameters"]
+
+
+def test_classifier_loss_falls_from_a_language_model(tmp_path, tiny_splits):
+    lm_args = train.parse_args(["nextword", "--vocab-size", "300", "--hidden-size", "24", "--batch-size", "4",
+                                "--bptt", "16", "--epochs", "1", "--dropout", "0"])
+    lm, tokenizer, recipe = train.train(lm_args, tiny_splits)
+    train.save(lm, tokenizer, tmp_path / "lm", recipe)
+    args = train.parse_args(["sentiment", "--init-from", str(tmp_path / "lm"), "--hidden-size", "24", "--epochs", "8",
+                             "--batch-size", "8", "--lr", "2e-2", "--dropout", "0", "--casual-fraction", "0.5"])
+    model, tokenizer, recipe = train.train(args, tiny_splits)
+    assert recipe["history"][-1]["valid_accuracy"] >= 0.9, recipe["history"]
+    # The classifier began from the language model: same tokenizer, embedding trained on from the LM's.
+    assert tokenizer.vocab_size == lm.embedding.num_embeddings
+    ids, lengths = pad_batch([tokenizer.encode(t) for t in POSITIVE + NEGATIVE], tokenizer.pad_id)
+    with torch.no_grad():
+        predicted = model.cpu()(ids, lengths).argmax(-1).tolist()
+    assert predicted == [1] * 3 + [0] * 3
+
+
+def test_transfer_copies_the_first_layer_both_ways():
+    from seqdemo.models import NextWordLSTM, SentimentClassifier
+
+    lm = NextWordLSTM(vocab_size=30, embed_dim=8, hidden_size=8)
+    clf = SentimentClassifier(vocab_size=30, embed_dim=8, hidden_size=8)
+    copied = train.transfer_from_language_model(clf, lm)
+    assert torch.equal(clf.embedding.weight, lm.embedding.weight)
+    assert torch.equal(clf.rnn.weight_hh_l0, lm.rnn.weight_hh_l0)
+    assert torch.equal(clf.rnn.weight_hh_l0_reverse, lm.rnn.weight_hh_l0)
+    assert len(copied) == 1 + 2 * 4  # embedding + (w_ih, w_hh, b_ih, b_hh) for each direction
