@@ -152,6 +152,24 @@ def token_spans(tokenizer, ids: list[int], values: list[float], first: bool = Tr
     return [(visible(text), value, positions) for text, value, positions in spans]
 
 
+def step_labels(tokenizer, ids: list[int], pieces: list[str]) -> list[str]:
+    """One label per step the model took: the piece, except that a byte piece spelling a whole ASCII character
+    shows that character ("<" rather than <0x3C>), and the begin-of-text token shows as ⟨start⟩."""
+    labels = []
+    for token, label in zip(ids, pieces):
+        if label == START:
+            labels.append(label)
+        elif tokenizer.sp.is_byte(token) and int(tokenizer.sp.id_to_piece(token)[3:5], 16) < 0x80:
+            labels.append(visible(chr(int(tokenizer.sp.id_to_piece(token)[3:5], 16))))
+        else:
+            labels.append(visible(label))
+    return labels
+
+
+def step_tokens(tokenizer, text_trace) -> list[str]:
+    return step_labels(tokenizer, text_trace.ids, text_trace.tokens)
+
+
 def user_error(error: Exception) -> gr.Error:
     return gr.Error(html.escape(str(error)), print_exception=False)
 
@@ -190,6 +208,23 @@ def friendly(fn):
             raise convert(error) from error
 
     return function
+
+
+def parse_unit(value) -> int | None:
+    """A unit number from the page's box or a script: blank (or None) means "the first unit of the order"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not number.is_integer():
+        raise gr.Error("The unit must be a whole number (like 37), or blank for the first unit of the order.",
+                       print_exception=False)
+    return int(number)
 
 
 def table(headers: list[str], rows: list[list]) -> dict:
@@ -298,11 +333,13 @@ class Handlers:
         ranked = sorted((s for s in spans if s is not None), key=lambda s: -abs(s[1]))[:TOP_ROWS]
         pushes = table(
             ["token", f"push on log P({positive})/P({negative})", "towards"],
-            [[s[0], round(s[1], 4), positive if s[1] > 0 else negative] for s in ranked],
+            [[s[0] if s[0].strip() else s[0].replace(" ", "␣"), round(s[1], 4), positive if s[1] > 0 else negative]
+             for s in ranked],
         )
 
         figure = plots.trajectory_figure(
-            explanation.trajectory, explanation.tokens, positive, truncated_at=half if truncated else None
+            explanation.trajectory, step_labels(pipe.tokenizer, ids, explanation.tokens), positive,
+            truncated_at=half if truncated else None,
         )
         log_odds = self._log_odds(prediction["probabilities"])
         total = sum(attributions)
@@ -380,7 +417,7 @@ class Handlers:
         for span_text, span_bits, positions in spans:
             alternatives = rows[positions[0]]["alternatives"]
             data.append([
-                span_text,
+                span_text if span_text.strip() else span_text.replace(" ", "␣"),
                 round(span_bits, 3),
                 round(2.0 ** -span_bits, 5),
                 len(positions),
@@ -467,7 +504,7 @@ class Handlers:
         return torch.argsort(mine, descending=True, stable=True), mine, pipe.labels[decision]
 
     def inspect(self, text: str, kind: str = "sentiment", layer: float = 0, direction: str = "forward",
-                signal: str = "f", order: str = "variance", unit: float | None = None):
+                signal: str = "f", order: str = "variance", unit: str | int | None = None):
         """Heatmap, the text coloured by one unit, saturation table, mean forget gate per token, notes."""
         text_trace, clipped = self.trace(kind, text)
         rnn = self.models[kind].model.rnn
@@ -483,7 +520,7 @@ class Handlers:
             raise gr.Error(f"Signal must be one of {', '.join(values)}.", print_exception=False)
         matrix = values[signal].float()
         hidden = matrix.shape[1]
-        tokens = text_trace.tokens
+        tokens = step_tokens(self.models[kind].tokenizer, text_trace)
 
         contribution = decision = None
         if order == "index":
@@ -505,9 +542,9 @@ class Handlers:
             raise gr.Error("Order must be index, variance or contribution.", print_exception=False)
         unit_order = unit_order.tolist()
 
-        if unit is None or (isinstance(unit, float) and math.isnan(unit)):
+        unit = parse_unit(unit)
+        if unit is None:
             unit = unit_order[0]
-        unit = int(unit)
         if not 0 <= unit < hidden:
             raise gr.Error(f"Units run from 0 to {hidden - 1} in this layer.", print_exception=False)
 
@@ -524,7 +561,7 @@ class Handlers:
                           f"|{signal}| in this text")
         first_text_token = 1 if tokens[0] == START else 0
         unit_text = [
-            (visible(tok.lstrip(" ") if t == first_text_token and tok.strip() else tok), round(float(v) / scale, 4))
+            (tok.lstrip(" ") if t == first_text_token and tok.strip() else tok, round(float(v) / scale, 4))
             for t, (tok, v) in enumerate(zip(tokens, column.tolist()))
         ]
 
@@ -545,8 +582,7 @@ class Handlers:
                 round(100 * overall[gate]["right"], 1),
             ])
         saturation_table = table(
-            ["gate", "what it does", f"{where}: shut % (< 0.1)", f"{where}: open % (> 0.9)",
-             f"{where}: in between %", "all layers: shut %", "all layers: open %"],
+            ["gate", "what it does", "shut %", "open %", "in between %", "shut %, all layers", "open %, all layers"],
             rows,
         )
 
@@ -722,7 +758,7 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                         i_text = gr.Textbox(label="Text", lines=2, value=EXAMPLES[0], elem_id="gates-text")
                         gr.Examples(EXAMPLES, inputs=i_text, label="Examples")
                     with gr.Column(scale=2):
-                        i_model = gr.Dropdown(MODEL_CHOICES, value="sentiment", label="Model")
+                        i_model = gr.Dropdown(MODEL_CHOICES, value="sentiment", label="Model", elem_id="gates-model")
                         i_button = gr.Button("Inspect", variant="primary", elem_id="gates-button")
                 c = h.control_choices("sentiment")
                 with gr.Row():
@@ -734,21 +770,27 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                 with gr.Row():
                     i_order = gr.Radio(c["orders"], value="variance", label="Order the units by",
                                        elem_id="gates-order")
-                    i_unit = gr.Number(value=None, precision=0, label="Unit to colour the text by "
-                                       "(blank = the first unit of the order)", minimum=0)
+                    # A textbox, not a gr.Number: gradio 6's number box cannot stay blank (it shows 0).
+                    i_unit = gr.Textbox(value="", max_lines=1, elem_id="gates-unit",
+                                        label="Unit to colour the text by (blank = the first unit of the order)",
+                                        placeholder="a unit number, or blank for the first unit of the order")
                 i_heatmap = gr.Plot(label="Tokens × units (hover for values)", elem_id="gates-heatmap")
                 i_unit_text = gr.HighlightedText(label="The text coloured by the chosen unit",
                                                  elem_id="gates-unit-text")
                 i_notes = gr.Markdown(elem_classes="seqdemo-notes", elem_id="gates-notes")
                 with gr.Row():
                     i_forget = gr.Plot(label="Mean forget gate per token", elem_id="gates-forget")
-                i_saturation = gr.Dataframe(label="Saturation: how often each gate is shut (< 0.1) or open (> 0.9)",
-                                            interactive=False, wrap=True, elem_id="gates-saturation")
+                i_saturation = gr.Dataframe(
+                    label="Saturation in the chosen layer and direction (and in all of them): the share of "
+                    "tokens × units where each gate is shut (< 0.1), open (> 0.9) or in between",
+                    interactive=False, wrap=True, elem_id="gates-saturation",
+                    column_widths=["8%", "44%", "10%", "10%", "10%", "9%", "9%"],
+                )
                 with gr.Row():
                     e_format = gr.Radio([("JSON", "json"), ("NumPy .npz", "npz")], value="npz",
                                         label="Download every value of this trace as")
                     e_button = gr.Button("Prepare download", elem_id="gates-export-button")
-                    e_file = gr.File(label="Traces", elem_id="gates-file")
+                    e_file = gr.File(label="Traces", elem_id="gates-file", height=90)
 
                 i_inputs = [i_text, i_model, i_layer, i_direction, i_signal, i_order, i_unit]
                 i_outputs = [i_heatmap, i_unit_text, i_saturation, i_forget, i_notes]
@@ -763,8 +805,10 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                                  i_outputs, api_name="inspect")
                 i_button.click(inspect, i_inputs, i_outputs, api_visibility="private")
                 i_text.submit(inspect, i_inputs, i_outputs, api_visibility="private")
-                for control in (i_layer, i_direction, i_signal, i_order, i_unit):
+                for control in (i_layer, i_direction, i_signal, i_order):
                     control.input(inspect, i_inputs, i_outputs, api_visibility="private", trigger_mode="always_last")
+                for event in (i_unit.submit, i_unit.blur):
+                    event(inspect, i_inputs, i_outputs, api_visibility="private", trigger_mode="always_last")
                 i_model.input(
                     h.controls, [i_model, i_signal, i_order], [i_layer, i_direction, i_signal, i_order],
                     api_visibility="private",
@@ -781,6 +825,11 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
     return demo
 
 
+def launch_options() -> dict:
+    """What launch() needs beyond the Blocks (gradio 6 takes the CSS there)."""
+    return {"css": CSS}
+
+
 def main() -> None:
     """Loads both models once (on the GPU when there is one) and serves the page. Gradio takes the address from
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860)."""
@@ -791,7 +840,7 @@ def main() -> None:
     nextword = seqdemo.load("nextword")
     logger.info("models on %s: sentiment from %s, next word from %s", describe(sentiment.device),
                 sentiment.source, nextword.source)
-    build_demo(sentiment, nextword).launch(css=CSS)
+    build_demo(sentiment, nextword).launch(**launch_options())
 
 
 if __name__ == "__main__":

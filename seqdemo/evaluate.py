@@ -23,17 +23,23 @@ from seqdemo.hub import load_folder
 from seqdemo.text import casual
 
 
+def accuracy(pipeline, reviews: list[Review]) -> float:
+    predicted = pipeline.predict([r.text for r in reviews], batch_size=64)
+    return sum(p["label"] == pipeline.labels[r.label] for p, r in zip(predicted, reviews)) / len(reviews)
+
+
+def accuracy_by_source(pipeline, reviews: list[Review]) -> dict[str, float]:
+    return {
+        source: round(accuracy(pipeline, [r for r in reviews if r.source == source]), 4)
+        for source in sorted({r.source for r in reviews})
+    }
+
+
 def sentiment_metrics(pipeline, test: list[Review]) -> dict[str, float]:
-    results = {}
-    for source in sorted({r.source for r in test}):
-        rows = [r for r in test if r.source == source]
-        predicted = pipeline.predict([r.text for r in rows], batch_size=64)
-        correct = sum(p["label"] == pipeline.labels[r.label] for p, r in zip(predicted, rows))
-        results[f"accuracy {source}"] = round(correct / len(rows), 4)
-        if source == "rotten_tomatoes":  # short sentences as people type them: lower case, no punctuation
-            predicted = pipeline.predict([casual(r.text) or r.text for r in rows], batch_size=64)
-            correct = sum(p["label"] == pipeline.labels[r.label] for p, r in zip(predicted, rows))
-            results["accuracy rotten_tomatoes, typed casually"] = round(correct / len(rows), 4)
+    results = {f"accuracy {source}": value for source, value in accuracy_by_source(pipeline, test).items()}
+    # Short sentences as people type them into a demo: lower case, no punctuation.
+    typed = [Review(casual(r.text) or r.text, r.label, r.source) for r in test if r.source == "rotten_tomatoes"]
+    results["accuracy rotten_tomatoes, typed casually"] = round(accuracy(pipeline, typed), 4)
     return results
 
 

@@ -32,7 +32,9 @@ from tqdm import tqdm
 from seqdemo.data import LABELS, Review, load_splits
 from seqdemo.card import TRAINING_FILE, write_model_card
 from seqdemo.device import describe, pick_device
+from seqdemo.evaluate import accuracy_by_source
 from seqdemo.models import NextWordLSTM, SentimentClassifier
+from seqdemo.sentiment import SentimentPipeline
 from seqdemo.text import casual, head_and_tail, pad_batch
 from seqdemo.tokenizer import Tokenizer
 
@@ -62,7 +64,7 @@ class WarmupCosine:
 
     def step(self, count: bool = True) -> None:
         self.steps += count
-        progress = min(1.0, max(self.steps / self.total_steps, (time.time() - self.started) / self.budget))
+        self.progress = progress = min(1.0, max(self.steps / self.total_steps, (time.time() - self.started) / self.budget))
         if progress < self.warmup:
             factor = (progress + 1 / self.total_steps) / self.warmup
         else:
@@ -172,28 +174,14 @@ def train_nextword(args, splits, device) -> tuple[torch.nn.Module, Tokenizer, di
 
 
 def length_batches(items: list, batch_size: int, key, shuffle: bool) -> list[list]:
-    """Batches of similar length (less padding), in random order when training."""
+    """Batches of similar length (less padding), in random order when training. Items are shuffled before the
+    (stable) sort, so texts of equal length - every review cut to max_tokens - do not keep the data's label order."""
+    items = random.sample(items, len(items)) if shuffle else items
     order = sorted(items, key=key)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if shuffle:
         random.shuffle(batches)
     return batches
-
-
-def classify_accuracy(model, tokenizer, reviews: list[Review], device, batch_size=64) -> dict[str, float]:
-    """Accuracy per source and overall."""
-    model.eval()
-    encoded = [(head_and_tail(tokenizer.encode(r.text), model.max_tokens), r) for r in reviews]
-    correct: dict[str, list[int]] = {}
-    with torch.no_grad(), autocast(device):
-        for batch in length_batches(encoded, batch_size, key=lambda e: len(e[0]), shuffle=False):
-            ids, lengths = pad_batch([e[0] for e in batch], tokenizer.pad_id)
-            predicted = model(ids.to(device), lengths).argmax(-1).cpu()
-            for (_, review), guess in zip(batch, predicted.tolist()):
-                correct.setdefault(review.source, []).append(int(guess == review.label))
-    result = {source: sum(v) / len(v) for source, v in sorted(correct.items())}
-    result["all"] = sum(sum(v) for v in correct.values()) / sum(len(v) for v in correct.values())
-    return result
 
 
 def transfer_from_language_model(classifier: SentimentClassifier, lm: NextWordLSTM) -> list[torch.nn.Parameter]:
@@ -248,13 +236,13 @@ def train_sentiment(args, splits, device) -> tuple[torch.nn.Module, Tokenizer, d
 
     def train_epoch(epoch: int, deadline: float) -> float:
         model.train()
-        # Gradual unfreezing: the copied layers stay fixed for the first epoch while the new ones settle.
-        for param in pretrained:
-            param.requires_grad_(epoch > 1 or args.epochs == 1)
         batches = length_batches(examples, args.batch_size, key=lambda e: len(e[0]), shuffle=True)
         bar = tqdm(batches[:steps_per_epoch], desc=f"epoch {epoch}", dynamic_ncols=True)
         tokens, started = 0, time.time()
         for batch in bar:
+            # Gradual unfreezing: the copied layers stay fixed while the new ones settle.
+            for param in pretrained:
+                param.requires_grad_(schedule.progress >= args.unfreeze_after)
             ids, lengths = pad_batch([e[0] for e in batch], tokenizer.pad_id)
             labels = torch.tensor([e[1].label for e in batch], device=device)
             with autocast(device):
@@ -266,9 +254,10 @@ def train_sentiment(args, splits, device) -> tuple[torch.nn.Module, Tokenizer, d
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.time() - started):.0f}")
             if time.time() > deadline:
                 break
-        valid = classify_accuracy(model, tokenizer, splits["valid"], device)
+        model.eval()
+        valid = accuracy_by_source(SentimentPipeline(model, tokenizer, device, source="training"), splits["valid"])
         tqdm.write(f"epoch {epoch}: valid accuracy {valid}")
-        return valid["all"]
+        return sum(valid.values()) / len(valid)  # the mean over sources, so the short RT sentences count
 
     best = run_epochs(args, model, train_epoch, metric_name="valid_accuracy", lower_is_better=False)
     return best, tokenizer, {"transferred_from": args.init_from, "casual_copies": len(casual_rows)}
@@ -326,9 +315,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="sentiment: share of training texts added again lower-cased without punctuation")
     parser.add_argument("--pretrained-lr-scale", type=float, default=0.3,
                         help="sentiment: learning-rate factor for the layers copied from the language model")
+    parser.add_argument("--unfreeze-after", type=float, default=0.1,
+                        help="sentiment: share of training during which the copied layers stay fixed")
     parser.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads (0: torch's default); 1 is faster when other jobs share the cores")
     args = parser.parse_args(argv)
     defaults = {  # the recipe when a flag is not given
         "nextword": dict(epochs=4, batch_size=64, lr=2e-3, hidden_size=512, num_layers=3, dropout=0.25),
@@ -345,6 +338,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def train(args: argparse.Namespace, splits: dict[str, list[Review]]) -> tuple[torch.nn.Module, Tokenizer, dict]:
     """Trains args.kind on `splits`; returns the best model, its tokenizer and the recipe for training.json."""
     seed_everything(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     started = time.time()
     trainer = train_nextword if args.kind == "nextword" else train_sentiment

@@ -21,6 +21,11 @@ from seqdemo import gates  # noqa: E402
 from seqdemo.generation import NextWordPipeline  # noqa: E402
 from seqdemo.sentiment import SentimentPipeline  # noqa: E402
 
+# gradio's queue uses pandas options that pandas 3 deprecates: its warnings, not the page's.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated.*"),
+]
 gradio_client = pytest.importorskip("gradio_client")
 AppError = gradio_client.exceptions.AppError
 
@@ -208,7 +213,8 @@ def test_surprisal(client, pipelines):
     assert all(0 <= span["class_or_confidence"] <= 1 for span in highlighted)
 
     rows = nextword.surprisal(text)
-    assert [row[0] for row in surprise["data"]] == [span["token"] for span in highlighted]
+    assert [row[0] for row in surprise["data"]] == [span["token"].replace(" ", "␣") if not span["token"].strip()
+                                                     else span["token"] for span in highlighted]
     assert [row[1] for row in surprise["data"]] == pytest.approx([r["bits"] for r in rows], abs=1e-3)
     for row in surprise["data"]:
         assert row[2] == pytest.approx(2.0 ** -row[1], rel=1e-2, abs=1e-5)
@@ -279,6 +285,10 @@ def test_inspect_language_model(client, pipelines):
     assert_error(client, "I loved it", "nextword", 0, "forward", "f", "index", rnn.hidden_size,
                  api_name="/inspect", says="Units run from 0")
     assert_error(client, "  ", "sentiment", 0, "forward", "f", "index", None, api_name="/inspect", says="empty")
+    assert_error(client, "I loved it", "nextword", 0, "forward", "f", "index", "seven", api_name="/inspect",
+                 says="whole number")
+    *_, notes = client.predict("I loved it", "nextword", 0, "forward", "f", "index", " ", api_name="/inspect")
+    assert "**Unit 0**" in notes and "rank 1 by unit index" in notes  # blank: the first unit of the order
 
 
 def test_inspect_odd_text(client):

@@ -1,0 +1,80 @@
+"""The shipped checkpoints in checkpoints/: they load without the Hub and behave like trained models."""
+
+import math
+
+import pytest
+
+from seqdemo import load
+from seqdemo.card import METRICS_FILE, read_json
+from seqdemo.hub import CHECKPOINTS
+
+
+@pytest.fixture(scope="module")
+def clf(monkeypatch_module):
+    return load("sentiment", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def lm(monkeypatch_module):
+    return load("nextword", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("SEQDEMO_SENTIMENT_REPO", raising=False)
+        mp.delenv("SEQDEMO_NEXTWORD_REPO", raising=False)
+        yield mp
+
+
+def test_checkpoints_are_complete_and_small():
+    total = 0
+    for kind in ("sentiment", "nextword"):
+        folder = CHECKPOINTS / kind
+        for name in ("config.json", "model.safetensors", "tokenizer.model", "README.md", "training.json", METRICS_FILE):
+            assert (folder / name).is_file(), f"{kind}/{name}"
+        assert "## Test metrics" in (folder / "README.md").read_text()
+        total += sum(f.stat().st_size for f in folder.iterdir())
+    assert total <= 30 * 2**20
+
+
+def test_the_model_cards_quote_the_measured_metrics():
+    for kind in ("sentiment", "nextword"):
+        metrics = read_json(CHECKPOINTS / kind / METRICS_FILE)
+        card = (CHECKPOINTS / kind / "README.md").read_text()
+        assert metrics["command"] in card
+        for name, value in metrics["results"].items():
+            assert f"| {name} | {value} |" in card
+
+
+@pytest.mark.parametrize(
+    "text, label",
+    [
+        ("I loved it", "positive"),
+        ("A wonderful, moving film with brilliant performances.", "positive"),
+        ("one of the best movies i have ever seen", "positive"),
+        ("The plot was thin but the acting saved it", "positive"),
+        ("not good at all", "negative"),
+        ("Terrible acting, a boring plot and a waste of two hours.", "negative"),
+        ("this was the worst film of the year", "negative"),
+    ],
+)
+def test_obvious_sentences_are_classified_right(clf, text, label):
+    assert clf.source.startswith("local checkpoints/sentiment")
+    assert clf.predict(text)[0]["label"] == label
+
+
+def test_next_words_of_an_ordinary_prompt_are_plausible(lm):
+    words = lm.next_words("The acting was", k=5)
+    assert all(word.isalpha() for word, _ in words[:3])
+    plausible = {"a", "the", "not", "very", "so", "good", "great", "excellent", "terrible", "bad", "poor", "also",
+                 "just", "really", "pretty", "quite", "superb", "awful", "ok", "fine", "horrible", "decent", "too"}
+    assert plausible & {word.lower() for word, _ in words}
+    assert sum(p for _, p in words) <= 1
+
+
+def test_the_language_model_prefers_english_to_its_shuffle(lm):
+    sentence = "The acting was good, but the story was far too long and the ending made no sense."
+    shuffled = " ".join(sorted(sentence.split()))
+    assert lm.bits_per_char(sentence) < lm.bits_per_char(shuffled) - 0.5
+    assert math.isfinite(lm.perplexity(sentence))
