@@ -43,6 +43,7 @@ logger = logging.getLogger("seqdemo.app")
 MAX_CHARS = 100_000  # the longest text a handler passes on: far beyond what the models read (512 / 2048 tokens)
 INSPECT_TOKENS = 256  # the gate inspector traces at most this many tokens
 TOP_ROWS = 12  # rows in the "strongest pushes" table
+IG_STEPS = 16  # integrated-gradients steps (SentimentPipeline.explain's default)
 MAX_NEW_TOKENS = 300  # the page's slider; the library accepts up to 1000
 STREAM_INTERVAL = 0.04  # seconds between two streamed updates (at most 25 a second; every token when slower)
 EXPORT_MAX_AGE = 3600  # trace downloads are deleted after an hour
@@ -116,7 +117,9 @@ def clip(text, keep: str) -> tuple[str, bool]:
     return text[:half] + " " + text[-half:], True
 
 
-def token_spans(tokenizer, ids: list[int], values: list[float], first: bool = True) -> list[tuple[str, float, list[int]]]:
+def token_spans(
+    tokenizer, ids: list[int], values: list[float], first: bool = True
+) -> list[tuple[str, float, list[int]]]:
     """The text the model read, cut at its tokens: [(text, summed value, piece positions)].
 
     Byte-fallback pieces (an emoji is four) are merged into the characters they spell, and their values are
@@ -308,7 +311,7 @@ class Handlers:
         """Label, attribution highlights, reading trajectory, strongest pushes, notes."""
         pipe = self.sentiment
         text, clipped = clip(text, "head_tail")
-        explanation = pipe.explain(text)
+        explanation = pipe.explain(text, steps=IG_STEPS)
         ids, truncated = pipe.encode(text)
         prediction = explanation.prediction
         positive, negative = pipe.labels[-1], pipe.labels[0]
@@ -327,7 +330,8 @@ class Handlers:
             spans.extend(token_spans(pipe.tokenizer, part_ids, part_values, first=first))
         strongest = max((abs(s[1]) for s in spans if s is not None), default=0.0) or 1.0
         highlighted = [
-            ("  […middle skipped…]  ", None) if s is None else (s[0], round(sign * s[1] / strongest, 4)) for s in spans
+            ("  […middle skipped…]  ", None) if s is None else (s[0], round(sign * s[1] / strongest, 4))
+            for s in spans
         ]
 
         ranked = sorted((s for s in spans if s is not None), key=lambda s: -abs(s[1]))[:TOP_ROWS]
@@ -350,13 +354,15 @@ class Handlers:
         if truncated:
             full = len(pipe.tokenizer.encode(text))
             notes.append(
-                f"Truncated to {pipe.max_tokens} tokens: the text has {full}; the model read its first {half} and "
+                f"Truncated to {pipe.max_tokens} tokens: the text has {full:,}{'+' if clipped else ''}; the model "
+                f"read its first {half} and "
                 f"last {pipe.max_tokens - half}."
             )
         if clipped:
             notes.append(f"Only the first and last {MAX_CHARS // 2:,} characters were passed to the model.")
         notes.append(
-            f"Colours: **integrated gradients** (16 steps from an all-zero input to the text's embeddings). Red "
+            f"Colours: **integrated gradients** ({IG_STEPS} steps from an all-zero input to the text's "
+            f"embeddings). Red "
             f"tokens pushed towards the verdict ({md(prediction['label'])}), purple ones against it; full colour = "
             f"the strongest push, {strongest:.3f} in log-odds. The pushes add up to {total:+.3f}, and "
             f"log-odds(text) − log-odds(all-zero input) = {log_odds:+.3f} − ({explanation.baseline_log_odds:+.3f}) "
@@ -597,7 +603,8 @@ class Handlers:
         if contribution is not None:
             top = ", ".join(f"{u} ({float(contribution[u]):+.3f})" for u in unit_order[:8])
             notes.append(f"Unit {unit} adds {float(contribution[unit]):+.3f} to the logit margin of "
-                         f"“{md(decision)}” (pooled value × classifier weight). Strongest pushes towards it: {top}.")
+                         f"“{md(decision)}” (pooled value × classifier weight). Strongest pushes towards it: "
+                         f"{top}.")
         else:
             notes.append(f"First units in this order: {', '.join(map(str, unit_order[:10]))}.")
         if rnn.bidirectional:
@@ -720,7 +727,8 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
 
                 gr.Markdown("### Generate, token by token")
                 with gr.Row():
-                    g_temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="temperature (0 = always the likeliest)")
+                    g_temperature = gr.Slider(0, 2, value=0.8, step=0.05,
+                                              label="temperature (0 = always the likeliest)")
                     g_top_k = gr.Slider(0, 200, value=50, step=1, label="top-k (0 = off)")
                     g_top_p = gr.Slider(0.05, 1, value=0.95, step=0.01, label="top-p (nucleus)")
                 with gr.Row():
@@ -737,7 +745,8 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                                     elem_id="surprisal-text")
                 u_button = gr.Button("Score", variant="primary", elem_id="surprisal-button")
                 u_highlight = gr.HighlightedText(
-                    label="Surprisal: the redder, the more bits (−log₂ p) the token cost", elem_id="surprisal-highlight"
+                    label="Surprisal: the redder, the more bits (−log₂ p) the token cost",
+                    elem_id="surprisal-highlight",
                 )
                 u_notes = gr.Markdown(elem_classes="seqdemo-notes", elem_id="surprisal-notes")
                 u_table = gr.Dataframe(label="Each token: bits, probability, and what the model expected instead",

@@ -225,7 +225,8 @@ def test_gate_inspector_tab(page):
     # Another signal redraws the heatmap with its own colour bar.
     page.locator("#gates-signal").get_by_text("c · cell state").click()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#gates-heatmap .colorbar text')].some(t => t.textContent.includes('cell'))"
+        "() => [...document.querySelectorAll('#gates-heatmap .colorbar text')]"
+        ".some(t => t.textContent.includes('cell'))"
     )
     # The language model: three layers, one direction.
     page.locator("#gates-model input").click()
