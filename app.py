@@ -843,6 +843,7 @@ def main() -> None:
     """Loads both models once (on the GPU when there is one) and serves the page. Gradio takes the address from
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks, one line per request
     import seqdemo
 
     sentiment = seqdemo.load("sentiment")

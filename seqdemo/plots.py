@@ -161,7 +161,7 @@ def heatmap_figure(
         column = int(np.nonzero(order == selected_unit)[0][0])
         fig.add_shape(type="rect", x0=column - 0.5, x1=column + 0.5, y0=-0.5, y1=len(rows) - 0.5,
                       line={"color": "#f97316", "width": 2}, xref="x", yref="y")
-    height = int(min(900, max(320, 110 + 20 * len(rows))))
+    height = int(min(900, max(380, 170 + 24 * len(rows))))
     _layout(fig, f"{escape(SIGNAL_LINES.get(signal, signal))} · {escape(where)}", height)
     return fig
 
