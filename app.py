@@ -698,7 +698,7 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                     "verdict, purple = against it",
                     elem_id="sentiment-highlight",
                 )
-                s_notes = gr.Markdown(elem_classes="seqdemo-notes", elem_id="sentiment-notes")
+                s_notes = gr.Markdown(label="Notes", elem_classes="seqdemo-notes", elem_id="sentiment-notes")
                 s_plot = gr.Plot(label="Reading trajectory", elem_id="sentiment-trajectory")
                 s_table = gr.Dataframe(label="Strongest pushes", interactive=False, elem_id="sentiment-table")
                 gr.Markdown(metrics_markdown(sentiment, "Sentiment model"), elem_id="sentiment-metrics")
@@ -720,7 +720,7 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                         gr.Examples(PROMPTS, inputs=n_prompt, label="Prompts")
                     with gr.Column(scale=2):
                         n_label = gr.Label(label="Likeliest next words", elem_id="nextword-label")
-                        n_notes = gr.Markdown(elem_classes="seqdemo-notes", elem_id="nextword-notes")
+                        n_notes = gr.Markdown(label="Notes", elem_classes="seqdemo-notes", elem_id="nextword-notes")
                 n_button.click(friendly(h.next_words), [n_prompt, n_k], [n_label, n_notes], api_name="next_words")
                 n_prompt.submit(friendly(h.next_words), [n_prompt, n_k], [n_label, n_notes],
                                 api_visibility="private")
@@ -748,7 +748,7 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                     label="Surprisal: the redder, the more bits (−log₂ p) the token cost",
                     elem_id="surprisal-highlight",
                 )
-                u_notes = gr.Markdown(elem_classes="seqdemo-notes", elem_id="surprisal-notes")
+                u_notes = gr.Markdown(label="Notes", elem_classes="seqdemo-notes", elem_id="surprisal-notes")
                 u_table = gr.Dataframe(label="Each token: bits, probability, and what the model expected instead",
                                        interactive=False, wrap=True, elem_id="surprisal-table")
                 u_button.click(friendly(h.surprisal), u_text, [u_highlight, u_table, u_notes], api_name="surprisal")
@@ -786,7 +786,7 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                 i_heatmap = gr.Plot(label="Tokens × units (hover for values)", elem_id="gates-heatmap")
                 i_unit_text = gr.HighlightedText(label="The text coloured by the chosen unit",
                                                  elem_id="gates-unit-text")
-                i_notes = gr.Markdown(elem_classes="seqdemo-notes", elem_id="gates-notes")
+                i_notes = gr.Markdown(label="Notes", elem_classes="seqdemo-notes", elem_id="gates-notes")
                 with gr.Row():
                     i_forget = gr.Plot(label="Mean forget gate per token", elem_id="gates-forget")
                 i_saturation = gr.Dataframe(

@@ -28,15 +28,17 @@ class NextWordPipeline:
     def __init__(self, model: NextWordLSTM, tokenizer: Tokenizer, device: torch.device, source: str):
         self.model, self.tokenizer, self.device, self.source = model, tokenizer, device, source
         self.max_tokens = model.max_tokens
-        vocab = tokenizer.vocab_size
+        # Masks span the model's vocabulary, which may hold more rows than the tokenizer has pieces.
+        vocab = model.embedding.num_embeddings
+        pieces = tokenizer.vocab_size
         # Pieces that may begin the next word: a word-start piece, or punctuation standing on its own.
         self.word_starts = torch.tensor([
-            tokenizer.starts_word(i) and len(tokenizer.display(i).strip()) > 0 or tokenizer.display(i) in PUNCTUATION
+            i < pieces and (tokenizer.starts_word(i) and len(tokenizer.display(i).strip()) > 0
+                            or tokenizer.display(i) in PUNCTUATION)
             for i in range(vocab)
         ])
-        never = [tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id]
-        self.never_sampled = torch.zeros(vocab, dtype=torch.bool)
-        self.never_sampled[never] = True
+        self.never_sampled = torch.arange(vocab) >= pieces  # rows no piece decodes to
+        self.never_sampled[[tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id]] = True
 
     # -------------------------------------------------------------------------------------------- reading
 

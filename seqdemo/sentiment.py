@@ -88,8 +88,9 @@ class SentimentPipeline:
         path = (alphas.view(-1, 1, 1) * embedded).requires_grad_(True)
         lengths = torch.full((steps,), len(ids))
         with torch.enable_grad():
-            self.log_odds(path, lengths).sum().backward()
-        per_token = (path.grad.mean(0) * embedded[0]).sum(-1)
+            # Gradients for the path alone: the weights' .grad stay untouched, so concurrent requests can't mix.
+            (gradient,) = torch.autograd.grad(self.log_odds(path, lengths).sum(), path)
+        per_token = (gradient.mean(0) * embedded[0]).sum(-1)
         with torch.no_grad():
             baseline = self.log_odds(torch.zeros_like(embedded), lengths[:1])
         return per_token.tolist(), float(baseline)

@@ -104,3 +104,14 @@ def test_a_megabyte_returns_within_seconds(lm):
     lm.generate(text, max_new_tokens=3)
     assert time.perf_counter() - started < 15
     assert score["truncated"] and score["tokens"] == lm.max_tokens - 1
+
+
+def test_a_model_vocabulary_larger_than_the_tokenizer_is_never_sampled_beyond_it(tiny_tokenizer):
+    from seqdemo.models import NextWordLSTM
+
+    torch.manual_seed(0)
+    model = NextWordLSTM(vocab_size=tiny_tokenizer.vocab_size + 50, embed_dim=8, hidden_size=8).eval()
+    wide = NextWordPipeline(model, tiny_tokenizer, torch.device("cpu"), source="test")
+    assert wide.never_sampled[tiny_tokenizer.vocab_size :].all()
+    assert wide.generate("The plot", max_new_tokens=20, temperature=2.0, top_k=0, top_p=1.0, seed=1)
+    assert wide.next_words("The plot", k=3)
