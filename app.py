@@ -44,6 +44,20 @@ MAX_CHARS = 100_000  # the longest text a handler passes on: far beyond what the
 INSPECT_TOKENS = 256  # the gate inspector traces at most this many tokens
 TOP_ROWS = 12  # rows in the "strongest pushes" table
 IG_STEPS = 16  # integrated-gradients steps (SentimentPipeline.explain's default)
+METHOD_CHOICES = [
+    ("where the verdict was read (exact, one forward pass)", "evidence"),
+    (f"integrated gradients ({IG_STEPS} steps, slower)", "integrated_gradients"),
+]
+METHOD_NOTES = {
+    "evidence": "Colours: **where the verdict was read**. The classifier keeps, for each of its features, the "
+    "largest value one LSTM unit reached anywhere in the text (max pooling), and weighs them linearly; a token's "
+    "push is the weighed value of the features that peaked at it. Exact, but a token's state has read its "
+    "neighbours too (the forward LSTM everything before it, the backward one everything after).",
+    "integrated_gradients": f"Colours: **integrated gradients** ({IG_STEPS} steps from an all-zero input to the "
+    "text's embeddings): how the log-odds change as each token fades in. The pushes approach the difference below "
+    "as the steps grow.",
+}
+OFFSET_NAMES = {"evidence": "the classifier's bias", "integrated_gradients": "log-odds of the all-zero input"}
 MAX_NEW_TOKENS = 300  # the page's slider; the library accepts up to 1000
 STREAM_INTERVAL = 0.04  # seconds between two streamed updates (at most 25 a second; every token when slower)
 EXPORT_MAX_AGE = 3600  # trace downloads are deleted after an hour
@@ -302,16 +316,11 @@ class Handlers:
 
     # ---------------------------------------------------------------------------------------- sentiment
 
-    @staticmethod
-    def _log_odds(probabilities: dict) -> float:
-        p = list(probabilities.values())
-        return math.log(max(p[-1], 1e-12)) - math.log(max(p[0], 1e-12))
-
-    def classify(self, text: str):
-        """Label, attribution highlights, reading trajectory, strongest pushes, notes."""
+    def classify(self, text: str, method: str = "evidence"):
+        """Label, attribution highlights, strongest pushes, notes."""
         pipe = self.sentiment
         text, clipped = clip(text, "head_tail")
-        explanation = pipe.explain(text, steps=IG_STEPS)
+        explanation = pipe.explain(text, method=method, steps=IG_STEPS)
         ids, truncated = pipe.encode(text)
         prediction = explanation.prediction
         positive, negative = pipe.labels[-1], pipe.labels[0]
@@ -341,12 +350,6 @@ class Handlers:
              for s in ranked],
         )
 
-        figure = plots.trajectory_figure(
-            explanation.trajectory, step_labels(pipe.tokenizer, ids, explanation.tokens), positive,
-            truncated_at=half if truncated else None,
-        )
-        log_odds = self._log_odds(prediction["probabilities"])
-        total = sum(attributions)
         notes = [
             f"**{md(prediction['label'])}** with confidence {percent(prediction['score'])}; "
             f"the model read {prediction['tokens']} tokens.",
@@ -355,21 +358,28 @@ class Handlers:
             full = len(pipe.tokenizer.encode(text))
             notes.append(
                 f"Truncated to {pipe.max_tokens} tokens: the text has {full:,}{'+' if clipped else ''}; the model "
-                f"read its first {half} and "
-                f"last {pipe.max_tokens - half}."
+                f"read its first {half} and last {pipe.max_tokens - half}."
             )
         if clipped:
             notes.append(f"Only the first and last {MAX_CHARS // 2:,} characters were passed to the model.")
         notes.append(
-            f"Colours: **integrated gradients** ({IG_STEPS} steps from an all-zero input to the text's "
-            f"embeddings). Red "
-            f"tokens pushed towards the verdict ({md(prediction['label'])}), purple ones against it; full colour = "
-            f"the strongest push, {strongest:.3f} in log-odds. The pushes add up to {total:+.3f}, and "
-            f"log-odds(text) − log-odds(all-zero input) = {log_odds:+.3f} − ({explanation.baseline_log_odds:+.3f}) "
-            f"= {log_odds - explanation.baseline_log_odds:+.3f} (log-odds = log P({md(positive)}) − "
-            f"log P({md(negative)}))."
+            METHOD_NOTES[method] + f" Red tokens pushed towards the verdict ({md(prediction['label'])}), purple "
+            f"ones against it; full colour = the strongest push, {strongest:.3f} in log-odds (log P({md(positive)}) "
+            f"− log P({md(negative)})). The pushes add up to {sum(attributions):+.3f}; log-odds of the text "
+            f"{explanation.log_odds:+.3f} − {OFFSET_NAMES[method]} {explanation.offset:+.3f} = "
+            f"{explanation.log_odds - explanation.offset:+.3f}."
         )
-        return prediction["probabilities"], highlighted, figure, pushes, "\n\n".join(notes)
+        return prediction["probabilities"], highlighted, pushes, "\n\n".join(notes)
+
+    def trajectory(self, text: str):
+        """P(positive) after each token, as a line over the tokens read."""
+        pipe = self.sentiment
+        text, _ = clip(text, "head_tail")
+        ids, truncated = pipe.encode(text)
+        return plots.trajectory_figure(
+            pipe.trajectory(text), step_labels(pipe.tokenizer, ids, pipe.tokenizer.pieces(ids)), pipe.labels[-1],
+            truncated_at=pipe.max_tokens // 2 if truncated else None,
+        )
 
     # ---------------------------------------------------------------------------------------- next word
 
@@ -689,22 +699,29 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=3):
                         s_text = gr.Textbox(label="Review", lines=3, value=EXAMPLES[1], elem_id="sentiment-text")
+                        s_method = gr.Radio(METHOD_CHOICES, value="evidence", label="Token colours",
+                                            elem_id="sentiment-method")
                         s_button = gr.Button("Classify", variant="primary", elem_id="sentiment-button")
                         gr.Examples(EXAMPLES, inputs=s_text, label="Try negation and contrast")
                     with gr.Column(scale=2):
                         s_label = gr.Label(label="Verdict and confidence", num_top_classes=2, elem_id="sentiment-label")
                 s_highlight = gr.HighlightedText(
-                    label="How much each token pushed the decision (integrated gradients): red = towards the "
-                    "verdict, purple = against it",
+                    label="How much each token pushed the decision: red = towards the verdict, purple = against it",
                     elem_id="sentiment-highlight",
                 )
                 s_notes = gr.Markdown(label="Notes", elem_classes="seqdemo-notes", elem_id="sentiment-notes")
                 s_plot = gr.Plot(label="Reading trajectory", elem_id="sentiment-trajectory")
                 s_table = gr.Dataframe(label="Strongest pushes", interactive=False, elem_id="sentiment-table")
                 gr.Markdown(metrics_markdown(sentiment, "Sentiment model"), elem_id="sentiment-metrics")
-                s_outputs = [s_label, s_highlight, s_plot, s_table, s_notes]
-                s_button.click(friendly(h.classify), s_text, s_outputs, api_name="classify")
-                s_text.submit(friendly(h.classify), s_text, s_outputs, api_visibility="private")
+                # The verdict and its colours come first; the trajectory (one pass per prefix) follows.
+                s_inputs, s_outputs = [s_text, s_method], [s_label, s_highlight, s_table, s_notes]
+                s_button.click(friendly(h.classify), s_inputs, s_outputs, api_name="classify").success(
+                    friendly(h.trajectory), s_text, s_plot, api_name="trajectory"
+                )
+                s_text.submit(friendly(h.classify), s_inputs, s_outputs, api_visibility="private").success(
+                    friendly(h.trajectory), s_text, s_plot, api_visibility="private"
+                )
+                s_method.input(friendly(h.classify), s_inputs, s_outputs, api_visibility="private")
 
             # ------------------------------------------------------------------------------- next word
             with gr.Tab("Next word (3-layer LSTM)", id="nextword"):
@@ -825,8 +842,8 @@ def build_demo(sentiment, nextword) -> gr.Blocks:
                 e_button.click(friendly(h.export), [i_text, i_model, e_format], e_file, api_name="export_trace")
 
         gr.Markdown(
-            "API: every button is an endpoint (`/classify`, `/next_words`, `/generate`, `/surprisal`, `/inspect`, "
-            "`/export_trace`); see *Use via API* below, or call them with `gradio_client`."
+            "API: every button is an endpoint (`/classify`, `/trajectory`, `/next_words`, `/generate`, `/surprisal`, "
+            "`/inspect`, `/export_trace`); see *Use via API* below, or call them with `gradio_client`."
         )
 
     limit = concurrency()

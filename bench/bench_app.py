@@ -2,8 +2,10 @@
 
 Three numbers, each beside its target, measured in one run:
 - start-up: from starting `python app.py` to the first HTTP 200 on the page (target: 6 s);
-- classification of a 256-token text with attributions (SentimentPipeline.explain: integrated gradients and the
-  reading trajectory), on the CPU (target: 50 ms), and the /classify endpoint end to end beside it;
+- classification of a 256-token text with attributions (SentimentPipeline.explain with the page's default
+  method, the evidence each token holds), on the CPU (target: 50 ms); beside it, for scale, predict() alone,
+  the page's other method (integrated gradients), the reading trajectory (drawn after the verdict) and the
+  /classify endpoint end to end;
 - generation: the /generate endpoint against the bare model loop (read the prompt, then sample and step token
   by token, as NextWordPipeline.stream does, with nothing else) on the same prompt, seed and settings (target:
   at most 20% slower). The endpoint is called over plain HTTP (gradio's REST API, streamed: the page's own
@@ -11,7 +13,9 @@ Three numbers, each beside its target, measured in one run:
   so a change of load on the machine hits each, and medians are compared.
 
 Start-up is dominated by importing torch and gradio; `import gradio` and `import torch, gradio` are timed in
-fresh processes in the same run, so a busy machine can be told apart from a slow page.
+fresh processes in the same run, so a busy machine can be told apart from a slow page, and the start-up beyond
+those imports (the app's own share) is printed against the 3.5 s the issue's target leaves it (6 s, with
+gradio's import at 2.5 s).
 
 The real checkpoints are used when checkpoints/sentiment and checkpoints/nextword exist; otherwise untrained
 stand-ins at the shipped models' default shapes (the timings depend on the shapes, not on the weights), saved
@@ -266,6 +270,10 @@ def main() -> None:
     startup_median = statistics.median(startups) if startups else None
     for modules, seconds in imports.items():
         rows.append((f"  for scale: python -c 'import {modules}' (best of {len(startups)})", seconds, None, "s"))
+    if startups:
+        # The issue's 6 s assumed gradio imports in 2.5 s, leaving the app 3.5 s of its own.
+        own = startup_median - imports["torch, gradio"]
+        rows.append(("  start-up beyond 'import torch, gradio' (the app's own)", own, 3.5, "s"))
 
     # The page, served in-process, for the endpoint measurements.
     demo = app.build_demo(sentiment, nextword)
@@ -280,15 +288,21 @@ def main() -> None:
         medians = alternate(
             {
                 "explain": lambda: sentiment.explain(text),
+                "ig": lambda: sentiment.explain(text, method="integrated_gradients", steps=app.IG_STEPS),
+                "trajectory": lambda: sentiment.trajectory(text),
                 "predict": lambda: sentiment.predict(text),
-                "http": lambda: call_http(base_url, "classify", [text]),
-                "client": lambda: client.predict(text, api_name="/classify"),
+                "http": lambda: call_http(base_url, "classify", [text, "evidence"]),
+                "client": lambda: client.predict(text, "evidence", api_name="/classify"),
             },
             args.repeats,
             args.warmup,
         )
-        rows.append((f"explain(), {tokens} tokens: attributions + trajectory", medians["explain"], 0.050, "s"))
-        rows.append((f"predict(), {tokens} tokens (no attributions), for scale", medians["predict"], None, "s"))
+        rows.append((f"explain(), {tokens} tokens: prediction + evidence per token", medians["explain"], 0.050, "s"))
+        rows.append(("  for scale: predict() alone", medians["predict"], None, "s"))
+        rows.append((f"  for scale: integrated gradients ({app.IG_STEPS} steps), the page's other method",
+                     medians["ig"], None, "s"))
+        rows.append(("  for scale: trajectory() (64 prefixes; the page draws it after the verdict)",
+                     medians["trajectory"], None, "s"))
         rows.append(("/classify endpoint over HTTP", medians["http"], None, "s"))
         rows.append(("/classify endpoint with gradio_client", medians["client"], None, "s"))
 

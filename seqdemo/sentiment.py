@@ -1,9 +1,17 @@
 """Sentiment with the bidirectional LSTM: predictions, token attributions and a reading trajectory.
 
-Attributions are integrated gradients (Sundararajan, Taly & Yan 2017, "Axiomatic Attribution for Deep Networks")
-on the token embeddings, from an all-zero baseline to the text: each token's share of the log-odds
-log P(positive) - log P(negative), and the shares add up to the log-odds difference between the text and the
-baseline (the completeness axiom), so the colours on screen are a real decomposition of the decision.
+Two ways to say what each token did to the decision, both in log-odds log P(positive) - log P(negative):
+
+- "evidence" (the default, one forward pass): the classifier is linear in the pooled features, and max pooling
+  takes each feature from one token's BiLSTM state, so the log-odds split exactly into one share per token
+  (the features that peaked there) plus the classifier's bias. Exact and as fast as a prediction, but it says
+  where the decision was read, not what would happen without the token: a token's state has read its
+  neighbours too (the forward direction everything before it, the backward one everything after).
+- "integrated_gradients" (Sundararajan, Taly & Yan 2017, "Axiomatic Attribution for Deep Networks"): gradients
+  on the token embeddings integrated from an all-zero input to the text. The shares add up to log-odds(text) -
+  log-odds(all-zero input) in the limit (completeness); a Riemann sum of `steps` points approximates it, and
+  max pooling's kinks make long texts need many steps, so it costs `steps` backward passes.
+
 """
 
 from __future__ import annotations
@@ -17,13 +25,17 @@ from seqdemo.text import head_and_tail, pad_batch, require_text
 from seqdemo.tokenizer import Tokenizer
 
 
+METHODS = ("evidence", "integrated_gradients")
+
+
 @dataclass
 class Explanation:
     prediction: dict  # as predict() returns it
     tokens: list[str]  # the tokens the model read, as display strings
-    attributions: list[float]  # per token: its share of the positive-vs-negative log-odds
-    baseline_log_odds: float  # the log-odds of the all-zero input; attributions sum to (text - baseline)
-    trajectory: list[tuple[int, float]]  # (tokens read so far, P(positive) of that prefix)
+    method: str  # one of METHODS
+    attributions: list[float]  # per token: its share of the log-odds log P(positive) - log P(negative)
+    log_odds: float  # of the text
+    offset: float  # the part no token holds: the classifier's bias (evidence) or the all-zero input's log-odds (IG)
 
 
 class SentimentPipeline:
@@ -46,6 +58,16 @@ class SentimentPipeline:
         ids, lengths = pad_batch(sequences, self.tokenizer.pad_id)
         return self.model(ids.to(self.device), lengths).float().softmax(-1).cpu()
 
+    def describe(self, probabilities: torch.Tensor, ids: list[int], truncated: bool) -> dict:
+        best = int(probabilities.argmax())
+        return {
+            "label": self.labels[best],
+            "score": float(probabilities[best]),
+            "probabilities": dict(zip(self.labels, probabilities.tolist())),
+            "tokens": len(ids),
+            "truncated": truncated,
+        }
+
     def predict(self, texts: str | list[str], batch_size: int = 32) -> list[dict]:
         """[{"label", "score", "probabilities": {label: p}, "tokens": n, "truncated": bool}] per text."""
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -54,26 +76,54 @@ class SentimentPipeline:
         for start in range(0, len(encoded), batch_size):
             batch = encoded[start : start + batch_size]
             for (ids, truncated), probs in zip(batch, self.probabilities([ids for ids, _ in batch])):
-                best = int(probs.argmax())
-                results.append({
-                    "label": self.labels[best],
-                    "score": float(probs[best]),
-                    "probabilities": dict(zip(self.labels, probs.tolist())),
-                    "tokens": len(ids),
-                    "truncated": truncated,
-                })
+                results.append(self.describe(probs, ids, truncated))
         return results
 
-    def explain(self, text: str, steps: int = 16, trajectory_points: int = 64) -> Explanation:
+    def explain(self, text: str, method: str = "evidence", steps: int = 16) -> Explanation:
+        """The prediction with one attribution per token (see the module's docstring for the two methods)."""
         ids, truncated = self.encode(text)
-        attributions, baseline = self.integrated_gradients(ids, steps)
+        if method == "evidence":
+            attributions, offset, logits = self.evidence(ids)
+        elif method == "integrated_gradients":
+            attributions, offset = self.integrated_gradients(ids, steps)
+            with torch.no_grad():
+                logits = self.model(torch.tensor([ids], device=self.device), torch.tensor([len(ids)]))[0].float()
+        else:
+            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
         return Explanation(
-            prediction=self.predict(text)[0],
+            prediction=self.describe(logits.softmax(-1).cpu(), ids, truncated),
             tokens=self.tokenizer.pieces(ids),
+            method=method,
             attributions=attributions,
-            baseline_log_odds=baseline,
-            trajectory=self.trajectory(ids, trajectory_points),
+            log_odds=float(logits[-1] - logits[0]),
+            offset=offset,
         )
+
+    @torch.no_grad()
+    def evidence(self, ids: list[int]) -> tuple[list[float], float, torch.Tensor]:
+        """Each token's exact share of the log-odds through the pooling, the bias's share, and the logits.
+
+        logits = W @ pooled + b, and pooled[u] = sum over tokens t of taken[t, u] * out[t, u], where `taken`
+        is one-hot at the token where unit u peaked (max pooling), 1/T everywhere (mean) or the ends (last). So
+        log-odds = (b[-1] - b[0]) + sum over t of sum over u of (W[-1, u] - W[0, u]) * taken[t, u] * out[t, u].
+        """
+        model = self.model
+        lengths = torch.tensor([len(ids)])
+        out, pooled = model.read(model.rnn_input(torch.tensor([ids], device=self.device), lengths), lengths)
+        out, pooled = out[0].float(), pooled[0].float()
+        weight, bias = model.classifier.weight.float(), model.classifier.bias.float()
+        taken = torch.zeros_like(out)
+        if model.pooling == "max":
+            taken.scatter_(0, out.argmax(0, keepdim=True), 1.0)
+        elif model.pooling == "mean":
+            taken.fill_(1.0 / len(ids))
+        else:  # "last": the forward direction ends at the last token, the backward one at the first
+            hidden = model.rnn.hidden_size
+            taken[-1, :hidden] = 1.0
+            taken[0, hidden:] = 1.0
+        shares = (taken * out) @ (weight[-1] - weight[0])
+        logits = weight @ pooled + bias
+        return shares.tolist(), float(bias[-1] - bias[0]), logits.cpu()
 
     def log_odds(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """log P(positive) - log P(negative) from token embeddings: the function integrated gradients explains."""
@@ -81,7 +131,8 @@ class SentimentPipeline:
         return log_probs[:, -1] - log_probs[:, 0]
 
     def integrated_gradients(self, ids: list[int], steps: int) -> tuple[list[float], float]:
-        """Per-token attributions (Riemann midpoint sum over `steps` points, all in one batch)."""
+        """Per-token attributions (Riemann midpoint sum over `steps` points, all in one batch) and the
+        all-zero input's log-odds."""
         with torch.no_grad():
             embedded = self.model.embedding(torch.tensor([ids], device=self.device))
         alphas = (torch.arange(steps, device=self.device, dtype=embedded.dtype) + 0.5) / steps
@@ -95,9 +146,10 @@ class SentimentPipeline:
             baseline = self.log_odds(torch.zeros_like(embedded), lengths[:1])
         return per_token.tolist(), float(baseline)
 
-    def trajectory(self, ids: list[int], points: int) -> list[tuple[int, float]]:
-        """P(positive) of each prefix, as if the text stopped there: how the verdict forms while reading.
-        Long texts are sampled at `points` evenly spaced prefix lengths."""
+    def trajectory(self, text: str, points: int = 64) -> list[tuple[int, float]]:
+        """P(positive) of each prefix of the text the model reads, as if it stopped there: how the verdict forms
+        while reading. Long texts are sampled at `points` evenly spaced prefix lengths."""
+        ids, _ = self.encode(text)
         n = len(ids)
         cuts = sorted({round(n * (k + 1) / points) for k in range(points)} if n > points else range(1, n + 1))
         cuts = [c for c in cuts if c > 0]

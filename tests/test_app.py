@@ -90,16 +90,19 @@ def test_analytics_stay_off_unless_turned_on():
 
 def test_the_page_offers_every_endpoint(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/classify", "/next_words", "/generate", "/surprisal", "/inspect", "/export_trace"} <= set(endpoints)
+    assert {"/classify", "/next_words", "/generate", "/surprisal", "/inspect", "/export_trace", "/trajectory"} <= set(
+        endpoints
+    )
 
 
 # -- /classify ---------------------------------------------------------------------------------------------------
 
 
-def test_classify(client, pipelines):
+@pytest.mark.parametrize("method", ["evidence", "integrated_gradients"])
+def test_classify(client, pipelines, method):
     sentiment, _ = pipelines
     text = "The plot was thin but the acting saved it"
-    label, highlighted, trajectory, pushes, notes = client.predict(text, api_name="/classify")
+    label, highlighted, pushes, notes = client.predict(text, method, api_name="/classify")
 
     expected = sentiment.predict(text)[0]
     assert label["label"] == expected["label"] in sentiment.labels
@@ -113,25 +116,33 @@ def test_classify(client, pipelines):
     assert joined(highlighted) == text
     scores = [span["class_or_confidence"] for span in highlighted]
     assert all(-1 <= s <= 1 for s in scores) and max(abs(s) for s in scores) == pytest.approx(1.0)
-    explanation = sentiment.explain(text)
+    explanation = sentiment.explain(text, method=method, steps=app.IG_STEPS)
     sign = 1 if expected["label"] == sentiment.labels[-1] else -1
     strongest = max(abs(a) for a in explanation.attributions)
     assert len(highlighted) == len(explanation.attributions)
     for span, attribution in zip(highlighted, explanation.attributions):
         assert span["class_or_confidence"] == pytest.approx(sign * attribution / strongest, abs=1e-3)
-
-    # The reading trajectory: P(positive) after each token, as the pipeline computes it.
-    line = plot_json(trajectory)["data"][0]
-    assert list(array(line["x"])) == [n for n, _ in explanation.trajectory]
-    assert array(line["y"]) == pytest.approx([p for _, p in explanation.trajectory], abs=1e-6)
     assert len(pushes["data"]) == min(app.TOP_ROWS, len(explanation.tokens))
-    assert "integrated gradients" in notes and "truncated" not in notes.lower()
+    assert app.METHOD_NOTES[method].split("**")[1] in notes and "truncated" not in notes.lower()
+    assert f"{sum(explanation.attributions):+.3f}" in notes
+
+
+def test_trajectory(client, pipelines):
+    """P(positive) after each token, as the pipeline computes it."""
+    sentiment, _ = pipelines
+    text = "The plot was thin but the acting saved it"
+    line = plot_json(client.predict(text, api_name="/trajectory"))["data"][0]
+    expected = sentiment.trajectory(text)
+    assert list(array(line["x"])) == [n for n, _ in expected]
+    assert array(line["y"]) == pytest.approx([p for _, p in expected], abs=1e-6)
+    assert_error(client, " ", api_name="/trajectory", says="empty")
 
 
 def test_classify_bad_input(client, pipelines):
     sentiment, _ = pipelines
     assert_error(client, "", api_name="/classify", says="empty")
     assert_error(client, " \n\t ", api_name="/classify", says="empty")
+    assert_error(client, "fine", "<b>magic</b>", api_name="/classify", says="not in the list of choices")
 
     # HTML comes back as text, character for character.
     label, highlighted, *_ = client.predict(HTML_TEXT, api_name="/classify")
@@ -143,7 +154,7 @@ def test_classify_bad_input(client, pipelines):
         assert "\x00" not in joined(highlighted) and "\u202e" not in joined(highlighted), name
 
     # 1 MB: a verdict, and the page says what the model read.
-    label, highlighted, _, _, notes = client.predict("great movie. " * 80_000, api_name="/classify")
+    label, highlighted, _, notes = client.predict("great movie. " * 80_000, api_name="/classify")
     assert label["label"] in sentiment.labels
     assert f"Truncated to {sentiment.max_tokens} tokens" in notes
     assert any("middle skipped" in span["token"] for span in highlighted)

@@ -157,7 +157,7 @@ def test_sentiment_tab(page):
     open_tab(page, "Sentiment (BiLSTM)")
     page.fill("#sentiment-text textarea", "The plot was thin but the acting saved it")
     page.click("#sentiment-button")
-    wait_for_text(page, "#sentiment-notes", "integrated gradients")
+    wait_for_text(page, "#sentiment-notes", "where the verdict was read")
     label = page.locator("#sentiment-label [data-testid='label-output-value']").inner_text()
     assert label in ("positive", "negative")
     highlighted = page.locator("#sentiment-highlight [data-testid='highlighted-text:textfield']").inner_text()
@@ -165,6 +165,8 @@ def test_sentiment_tab(page):
     page.wait_for_selector("#sentiment-trajectory .js-plotly-plot .scatterlayer path")
     assert page.locator("#sentiment-table").inner_text().strip()
     shot(page, "01-sentiment")
+    page.get_by_label("integrated gradients", exact=False).check()  # choosing the other method re-colours
+    wait_for_text(page, "#sentiment-notes", "integrated gradients")
 
     page.fill("#sentiment-text textarea", PAYLOAD)
     page.click("#sentiment-button")

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from seqdemo.models import SentimentClassifier
 from seqdemo.sentiment import SentimentPipeline
 
 
@@ -53,19 +54,55 @@ def test_a_megabyte_is_truncated_quickly_and_says_so(clf):
     assert result["truncated"] and result["tokens"] == clf.max_tokens
 
 
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("pooling", ["max", "mean", "last"])
+def test_evidence_splits_the_decision_exactly(tiny_tokenizer, pooling, bidirectional):
+    """The shares plus the classifier's bias are the model's own log-odds, for each pooling."""
+    torch.manual_seed(0)
+    model = SentimentClassifier(vocab_size=tiny_tokenizer.vocab_size, embed_dim=16, hidden_size=12,
+                                pooling=pooling, bidirectional=bidirectional)
+    clf = SentimentPipeline(model.eval(), tiny_tokenizer, torch.device("cpu"), source="test")
+    for text in ["The plot was thin but the acting saved it", "not good at all", "a"]:
+        explanation = clf.explain(text)
+        p = clf.predict(text)[0]["probabilities"]
+        assert explanation.prediction["probabilities"] == pytest.approx(p, abs=1e-6)
+        assert explanation.log_odds == pytest.approx(math.log(p["positive"]) - math.log(p["negative"]), abs=1e-4)
+        assert len(explanation.attributions) == len(explanation.tokens)
+        assert sum(explanation.attributions) + explanation.offset == pytest.approx(explanation.log_odds, abs=1e-4)
+
+
+def test_evidence_of_max_pooling_sits_where_each_unit_peaked(clf):
+    """Max pooling: a token's share is the weighed value of the units whose maximum is at that token."""
+    explanation = clf.explain("good good good bad")
+    ids, _ = clf.encode("good good good bad")
+    lengths = torch.tensor([len(ids)])
+    with torch.no_grad():
+        out, _ = clf.model.read(clf.model.rnn_input(torch.tensor([ids]), lengths), lengths)
+    peaks = out[0].argmax(0)
+    weights = clf.model.classifier.weight.detach()
+    direction = weights[-1] - weights[0]
+    for position, share in enumerate(explanation.attributions):
+        units = peaks == position
+        assert share == pytest.approx(float((out[0, position, units] * direction[units]).sum()), abs=1e-5)
+
+
 def test_integrated_gradients_add_up_to_the_decision(clf):
     """Completeness: the token attributions sum to log-odds(text) - log-odds(all-zero baseline)."""
-    explanation = clf.explain("The plot was thin but the acting saved it", steps=128)
-    p = explanation.prediction["probabilities"]
-    log_odds = math.log(p["positive"]) - math.log(p["negative"])
+    explanation = clf.explain("The plot was thin but the acting saved it", method="integrated_gradients", steps=128)
+    assert explanation.method == "integrated_gradients"
     assert len(explanation.attributions) == len(explanation.tokens)
-    assert sum(explanation.attributions) == pytest.approx(log_odds - explanation.baseline_log_odds, abs=2e-3)
+    assert sum(explanation.attributions) == pytest.approx(explanation.log_odds - explanation.offset, abs=2e-3)
+
+
+def test_an_unknown_method_is_a_value_error(clf):
+    with pytest.raises(ValueError, match="method"):
+        clf.explain("fine", method="saliency")
 
 
 def test_trajectory_ends_at_the_prediction(clf):
-    explanation = clf.explain("not good at all")
-    lengths = [n for n, _ in explanation.trajectory]
-    assert lengths == list(range(1, len(explanation.tokens) + 1))
-    assert explanation.trajectory[-1][1] == pytest.approx(explanation.prediction["probabilities"]["positive"], abs=1e-5)
-    long = clf.explain("word " * 300, trajectory_points=16)
-    assert len(long.trajectory) == 16 and long.trajectory[-1][0] == len(long.tokens)
+    text = "not good at all"
+    trajectory = clf.trajectory(text)
+    assert [n for n, _ in trajectory] == list(range(1, len(clf.encode(text)[0]) + 1))
+    assert trajectory[-1][1] == pytest.approx(clf.predict(text)[0]["probabilities"]["positive"], abs=1e-5)
+    long = clf.trajectory("word " * 300, points=16)
+    assert len(long) == 16 and long[-1][0] == len(clf.encode("word " * 300)[0])
