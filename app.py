@@ -72,7 +72,7 @@ ORDER_CHOICES = [
     ("contribution to the decision", "contribution"),
 ]
 DIRECTION_NAMES = gates.DIRECTIONS  # ("forward", "backward")
-START = "⟨start⟩"  # how the inspector labels the next-word model's begin-of-text token
+START = gates.START_TOKEN  # how the inspector labels the next-word model's begin-of-text token
 
 INTRO = """\
 An LSTM reads a text one token at a time. Its **cell state** *c* is a conveyor belt that carries memory from
@@ -255,28 +255,10 @@ def percent(p: float) -> str:
 # -- model cards -----------------------------------------------------------------------------------------------
 
 
-def checkpoint_folder(source: str) -> Path | None:
-    """The folder a pipeline's weights came from, read from its `.source` (see seqdemo.hub.fetch_checkpoint)."""
-    from seqdemo import hub
-
-    local = re.match(r"local (checkpoints/[\w.-]+)", source or "")
-    if local:
-        return Path(hub.CHECKPOINTS).parent / local.group(1)
-    remote = re.match(r"([\w.-]+/[\w.-]+)@(\S+)", source or "")
-    if remote:
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(remote.group(1), revision=remote.group(2), local_files_only=True))
-        except Exception:  # not in the cache: no card to read
-            return None
-    return None
-
-
 def metrics_markdown(pipeline, what: str) -> str:
-    """The measured test metrics of the checkpoint: metrics.json when the folder has it (local checkpoints), else
-    the "Test metrics" table of its model card (README.md, which Hub downloads include), else "not measured yet"."""
-    folder = checkpoint_folder(getattr(pipeline, "source", ""))
+    """The measured test metrics of the checkpoint: its folder's metrics.json, else the "Test metrics" table of
+    its model card (README.md), else "not measured yet". Hub downloads include both files."""
+    folder = getattr(pipeline, "folder", None)
     if folder is not None:
         metrics_file = folder / "metrics.json"
         try:
@@ -458,20 +440,9 @@ class Handlers:
 
     def _trace_uncached(self, kind: str, text: str) -> gates.TextTrace:
         pipe = self.models[kind]
-        if kind == "sentiment":
-            return gates.trace_text(pipe.model, pipe.tokenizer, text, max_tokens=INSPECT_TOKENS)
         # The language model reads a begin-of-text token first (as in training and generation): trace that too.
-        ids = pipe.tokenizer.encode(text) if text.strip() else []
-        if not ids:
-            raise ValueError("The text is empty: there is nothing to trace.")
-        truncated = len(ids) > INSPECT_TOKENS - 1
-        ids = [pipe.tokenizer.bos_id, *ids[: INSPECT_TOKENS - 1]]
-        layers = {
-            key: {name: tensor[0].cpu() for name, tensor in values.items()}
-            for key, values in gates.trace_model(pipe.model, ids).items()
-        }
-        return gates.TextTrace(tokens=[START, *pipe.tokenizer.pieces(ids[1:])], ids=ids, layers=layers,
-                               truncated=truncated)
+        start_id = pipe.tokenizer.bos_id if kind == "nextword" else None
+        return gates.trace_text(pipe.model, pipe.tokenizer, text, max_tokens=INSPECT_TOKENS, start_id=start_id)
 
     def trace(self, kind: str, text: str) -> tuple[gates.TextTrace, bool]:
         if kind not in self.models:
@@ -514,7 +485,7 @@ class Handlers:
             lengths = torch.tensor([len(text_trace.ids)])
             _, pooled = model.read(model.rnn_input(ids, lengths), lengths)
             decision = int(model.classifier(pooled).argmax(-1))
-        weight = model.classifier.weight.detach().float().cpu()
+        weight = model.classifier.weight.float().cpu()
         _, contribution = gates.rank_units_by_contribution(pooled[0].float().cpu(), weight, decision)
         mine = contribution[direction * hidden : (direction + 1) * hidden]
         return torch.argsort(mine, descending=True, stable=True), mine, pipe.labels[decision]

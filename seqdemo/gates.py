@@ -148,6 +148,9 @@ def trace_model(model: nn.Module, ids: torch.Tensor | list[int]) -> Trace:
     return trace(model.rnn, model.rnn_input(ids))
 
 
+START_TOKEN = "⟨start⟩"  # how a trace shows a begin-of-text token (see trace_text)
+
+
 @dataclass
 class TextTrace:
     """One text's trace: `layers` holds tensors (time, hidden) on the CPU, the batch dimension dropped,
@@ -156,23 +159,29 @@ class TextTrace:
     tokens: list[str]
     ids: list[int]
     layers: Trace
-    truncated: bool  # the text had more than max_tokens tokens; only the first ones are traced
+    truncated: bool  # the text had more tokens than fit; only the first ones are traced
 
 
-def trace_text(model: nn.Module, tokenizer, text: str, max_tokens: int = 256) -> TextTrace:
-    """Tokenizes `text` and traces `model` on at most its first `max_tokens` tokens."""
-    if max_tokens < 1:
-        raise ValueError(f"max_tokens must be at least 1, not {max_tokens}")
+def trace_text(model: nn.Module, tokenizer, text: str, max_tokens: int = 256, start_id: int | None = None) -> TextTrace:
+    """Tokenizes `text` and traces `model` on at most `max_tokens` positions. A language model that reads a
+    begin-of-text token before the text (as in its training) gets it as `start_id`: it is traced first, shown as
+    START_TOKEN, and counts towards `max_tokens`."""
+    if max_tokens < 1 + (start_id is not None):
+        raise ValueError(f"max_tokens must leave room for a token, not {max_tokens}")
     ids = tokenizer.encode(text) if text.strip() else []
     if not ids:
         raise ValueError("The text is empty: there is nothing to trace.")
-    truncated = len(ids) > max_tokens
-    ids = ids[:max_tokens]
+    room = max_tokens - (start_id is not None)
+    truncated = len(ids) > room
+    ids = ids[:room]
+    tokens = tokenizer.pieces(ids)
+    if start_id is not None:
+        ids, tokens = [start_id, *ids], [START_TOKEN, *tokens]
     layers = {
         key: {name: tensor[0].cpu() for name, tensor in values.items()}
         for key, values in trace_model(model, ids).items()
     }
-    return TextTrace(tokens=tokenizer.pieces(ids), ids=ids, layers=layers, truncated=truncated)
+    return TextTrace(tokens=tokens, ids=ids, layers=layers, truncated=truncated)
 
 
 # Summaries. They take a trace with or without its batch dimension: time is always the second to last.
@@ -230,6 +239,7 @@ def rank_units_by_variance(values: torch.Tensor) -> torch.Tensor:
     return torch.argsort(values.var(dim=0, correction=0), descending=True, stable=True)
 
 
+@torch.no_grad()  # a ranking, not something to differentiate: weights may be passed as they are
 def rank_units_by_contribution(
     pooled_features: torch.Tensor, classifier_weight: torch.Tensor, class_index: int
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,8 @@ import math
 import string
 from typing import Iterator
 
+from pathlib import Path
+
 import torch
 
 from seqdemo.models import NextWordLSTM
@@ -25,8 +27,11 @@ class NextWordPipeline:
     """Prompts longer than `max_tokens` keep their last `max_tokens` tokens (the part that predicts the next word);
     scored texts keep their first `max_tokens`."""
 
-    def __init__(self, model: NextWordLSTM, tokenizer: Tokenizer, device: torch.device, source: str):
+    def __init__(
+        self, model: NextWordLSTM, tokenizer: Tokenizer, device: torch.device, source: str, folder: Path | None = None
+    ):
         self.model, self.tokenizer, self.device, self.source = model, tokenizer, device, source
+        self.folder = folder  # the checkpoint folder on disk (model card, metrics.json), when loaded from one
         self.max_tokens = model.max_tokens
         # Masks span the model's vocabulary, which may hold more rows than the tokenizer has pieces.
         vocab = model.embedding.num_embeddings

@@ -205,7 +205,7 @@ def load_folder(kind: str, folder: Path, device=None, source: str | None = None)
             f"vocab_size={rows}: the tokenizer does not belong to these weights"
         )
     model = model.to(device).eval()
-    return pipeline_class(model, tokenizer, device=device, source=source or str(folder))
+    return pipeline_class(model, tokenizer, device=device, source=source or str(folder), folder=folder)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ Two ways to say what each token did to the decision, both in log-odds log P(posi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -41,8 +42,11 @@ class Explanation:
 class SentimentPipeline:
     """Text in, label out. Texts longer than `max_tokens` keep their first and last `max_tokens / 2` tokens."""
 
-    def __init__(self, model: SentimentClassifier, tokenizer: Tokenizer, device: torch.device, source: str):
+    def __init__(
+        self, model: SentimentClassifier, tokenizer: Tokenizer, device: torch.device, source: str, folder: Path | None = None
+    ):
         self.model, self.tokenizer, self.device, self.source = model, tokenizer, device, source
+        self.folder = folder  # the checkpoint folder on disk (model card, metrics.json), when loaded from one
         self.labels = list(model.labels)
         self.max_tokens = model.max_tokens
 

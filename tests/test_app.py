@@ -329,14 +329,11 @@ def test_export_trace(client, pipelines, tmp_path):
 # -- the model card ----------------------------------------------------------------------------------------------
 
 
-def test_metrics_come_from_the_checkpoint_folder(tmp_path, monkeypatch, pipelines):
-    from seqdemo import hub
-
+def test_metrics_come_from_the_checkpoint_folder(tmp_path, pipelines):
     sentiment, _ = pipelines
-    monkeypatch.setattr(hub, "CHECKPOINTS", tmp_path / "checkpoints")
     folder = tmp_path / "checkpoints" / "sentiment"
     folder.mkdir(parents=True)
-    local = type("P", (), {"source": "local checkpoints/sentiment (no Hub repo configured)"})()
+    local = type("P", (), {"folder": folder})()
     assert "not measured yet" in app.metrics_markdown(local, "Sentiment model")
     (folder / "metrics.json").write_text(json.dumps({
         "command": "python -m seqdemo.evaluate checkpoints/sentiment",

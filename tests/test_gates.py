@@ -134,6 +134,21 @@ def test_trace_text_names_every_token(tiny_sentiment, tiny_tokenizer):
     assert short.layers[(0, 0)]["h"].shape[0] == 3
 
 
+def test_trace_text_reads_a_start_token_first(tiny_nextword, tiny_tokenizer):
+    """The language model's view: begin-of-text, then the text, traced as one sequence."""
+    text = "The movie was great and I loved it."
+    ids = tiny_tokenizer.encode(text)
+    result = gates.trace_text(tiny_nextword, tiny_tokenizer, text, max_tokens=4, start_id=tiny_tokenizer.bos_id)
+    assert result.ids == [tiny_tokenizer.bos_id, *ids[:3]] and result.truncated
+    assert result.tokens == [gates.START_TOKEN, *tiny_tokenizer.pieces(ids[:3])]
+    with torch.no_grad():
+        output, _ = tiny_nextword.rnn(tiny_nextword.rnn_input(torch.tensor([result.ids])))
+    last = tiny_nextword.rnn.num_layers - 1
+    torch.testing.assert_close(result.layers[(last, 0)]["h"], output[0], atol=TOLERANCE, rtol=0)
+    with pytest.raises(ValueError, match="room"):
+        gates.trace_text(tiny_nextword, tiny_tokenizer, text, max_tokens=1, start_id=tiny_tokenizer.bos_id)
+
+
 @pytest.mark.parametrize("text", ["", "   \n\t "])
 def test_empty_text_is_refused(tiny_sentiment, tiny_tokenizer, text):
     with pytest.raises(ValueError, match="empty"):
@@ -227,6 +242,9 @@ def test_rank_units_by_contribution():
     three_classes = torch.cat([weight, torch.tensor([[2.0, 2.0, 0.0, 1.0]])])  # margin against the others' mean
     _, contribution = gates.rank_units_by_contribution(pooled, three_classes, class_index=2)
     torch.testing.assert_close(contribution, torch.tensor([1.5, -3.0, -0.5, 0.0]))
+
+    trained = weight.clone().requires_grad_(True)  # a model's weight as it is: the ranking does not track it
+    assert not gates.rank_units_by_contribution(pooled, trained, class_index=1)[1].requires_grad
 
 
 @pytest.fixture(scope="module")
