@@ -70,7 +70,8 @@ def write_model_card(folder: str | Path) -> Path:
         trained_on = training.get("settings", {}).get("max_tokens")
         if "max_tokens" in config and trained_on and trained_on != config["max_tokens"]:
             # The reading length is not a weight: a classifier trained on shorter windows can read longer texts.
-            lines.append(f"- trained on texts cut to {trained_on} tokens; reads {config['max_tokens']} (config.json)")
+            lines.append(f"- trained on texts cut to {trained_on} tokens; reads {config['max_tokens']} "
+                         "(config.json)")
         lines += [
             "",
             "```json",

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 import string
-from typing import Iterator
-
 from pathlib import Path
+from typing import Iterator
 
 import torch
 

@@ -11,7 +11,6 @@ Two ways to say what each token did to the decision, both in log-odds log P(posi
   on the token embeddings integrated from an all-zero input to the text. The shares add up to log-odds(text) -
   log-odds(all-zero input) in the limit (completeness); a Riemann sum of `steps` points approximates it, and
   max pooling's kinks make long texts need many steps, so it costs `steps` backward passes.
-
 """
 
 from __future__ import annotations
@@ -43,7 +42,12 @@ class SentimentPipeline:
     """Text in, label out. Texts longer than `max_tokens` keep their first and last `max_tokens / 2` tokens."""
 
     def __init__(
-        self, model: SentimentClassifier, tokenizer: Tokenizer, device: torch.device, source: str, folder: Path | None = None
+        self,
+        model: SentimentClassifier,
+        tokenizer: Tokenizer,
+        device: torch.device,
+        source: str,
+        folder: Path | None = None,
     ):
         self.model, self.tokenizer, self.device, self.source = model, tokenizer, device, source
         self.folder = folder  # the checkpoint folder on disk (model card, metrics.json), when loaded from one
