@@ -82,3 +82,15 @@ def test_the_language_model_prefers_english_to_its_shuffle(lm):
     shuffled = " ".join(sorted(sentence.split()))
     assert lm.bits_per_char(sentence) < lm.bits_per_char(shuffled) - 0.5
     assert math.isfinite(lm.perplexity(sentence))
+
+
+@pytest.mark.parametrize("method", ["evidence", "integrated_gradients"])
+@pytest.mark.parametrize(
+    "text, word", [("I loved it", " loved"), ("This was a terrible movie", " terrible"), ("a boring film", " boring")]
+)
+def test_the_sentiment_word_pushes_hardest(clf, method, text, word):
+    """Both attribution methods put the strongest push on the word that carries the sentiment, in its direction."""
+    explanation = clf.explain(text, method=method)
+    token, push = max(zip(explanation.tokens, explanation.attributions), key=lambda pair: abs(pair[1]))
+    assert token == word
+    assert (push > 0) == (explanation.prediction["label"] == "positive")
