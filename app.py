@@ -303,8 +303,8 @@ class Handlers:
         pipe = self.sentiment
         text, clipped = clip(text, "head_tail")
         explanation = pipe.explain(text, method=method, steps=IG_STEPS)
-        ids, truncated = pipe.encode(text)
-        prediction = explanation.prediction
+        ids, prediction = explanation.ids, explanation.prediction
+        truncated = prediction["truncated"]
         positive, negative = pipe.labels[-1], pipe.labels[0]
         sign = 1.0 if prediction["label"] == positive else -1.0
 

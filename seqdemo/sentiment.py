@@ -31,7 +31,8 @@ METHODS = ("evidence", "integrated_gradients")
 @dataclass
 class Explanation:
     prediction: dict  # as predict() returns it
-    tokens: list[str]  # the tokens the model read, as display strings
+    ids: list[int]  # the token ids the model read (a long text's head and tail)
+    tokens: list[str]  # the same tokens, as display strings
     method: str  # one of METHODS
     attributions: list[float]  # per token: its share of the log-odds log P(positive) - log P(negative)
     log_odds: float  # of the text
@@ -100,6 +101,7 @@ class SentimentPipeline:
             raise ValueError(f"method must be one of {METHODS}, not {method!r}")
         return Explanation(
             prediction=self.describe(logits.softmax(-1).cpu(), ids, truncated),
+            ids=ids,
             tokens=self.tokenizer.pieces(ids),
             method=method,
             attributions=attributions,

@@ -64,7 +64,8 @@ class WarmupCosine:
 
     def step(self, count: bool = True) -> None:
         self.steps += count
-        self.progress = progress = min(1.0, max(self.steps / self.total_steps, (time.time() - self.started) / self.budget))
+        elapsed = (time.time() - self.started) / self.budget
+        self.progress = progress = min(1.0, max(self.steps / self.total_steps, elapsed))
         if progress < self.warmup:
             factor = (progress + 1 / self.total_steps) / self.warmup
         else:

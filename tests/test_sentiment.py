@@ -67,7 +67,7 @@ def test_evidence_splits_the_decision_exactly(tiny_tokenizer, pooling, bidirecti
         p = clf.predict(text)[0]["probabilities"]
         assert explanation.prediction["probabilities"] == pytest.approx(p, abs=1e-6)
         assert explanation.log_odds == pytest.approx(math.log(p["positive"]) - math.log(p["negative"]), abs=1e-4)
-        assert len(explanation.attributions) == len(explanation.tokens)
+        assert explanation.ids == clf.encode(text)[0] and len(explanation.attributions) == len(explanation.tokens)
         assert sum(explanation.attributions) + explanation.offset == pytest.approx(explanation.log_odds, abs=1e-4)
 
 
