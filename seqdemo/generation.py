@@ -10,28 +10,55 @@ from __future__ import annotations
 
 import math
 import string
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
 from seqdemo.models import NextWordLSTM
+from seqdemo.pipeline import Pipeline
 from seqdemo.text import pad_batch, require_text
 from seqdemo.tokenizer import Tokenizer
 
 PUNCTUATION = set(string.punctuation)
 
 
-class NextWordPipeline:
+def perplexity_and_bits_per_char(nll_nats: float, tokens: int, characters: int) -> tuple[float, float]:
+    """Per-token perplexity and bits per character from a text's total negative log-likelihood (in nats)."""
+    return math.exp(nll_nats / tokens), nll_nats / math.log(2) / max(characters, 1)
+
+
+@dataclass
+class SurprisalSummary:
+    """A scored text, token by token and in all."""
+
+    ids: list[int]  # the tokens scored: the text's first max_tokens - 1
+    rows: list[dict]  # per token, as NextWordPipeline.surprisal returns them
+    text_tokens: int  # how many tokens the whole text has
+    perplexity: float  # per token, over the scored tokens
+    bits_per_char: float  # over the characters those tokens spell
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.ids) < self.text_tokens
+
+    @property
+    def total_bits(self) -> float:
+        return sum(row["bits"] for row in self.rows)
+
+
+class NextWordPipeline(Pipeline):
     """Prompts longer than `max_tokens` keep their last `max_tokens` tokens (the part that predicts the next word);
     scored texts keep their first `max_tokens`."""
+
+    kind = "nextword"
+    model: NextWordLSTM
 
     def __init__(
         self, model: NextWordLSTM, tokenizer: Tokenizer, device: torch.device, source: str, folder: Path | None = None
     ):
-        self.model, self.tokenizer, self.device, self.source = model, tokenizer, device, source
-        self.folder = folder  # the checkpoint folder on disk (model card, metrics.json), when loaded from one
-        self.max_tokens = model.max_tokens
+        super().__init__(model, tokenizer, device, source, folder)
         # Masks span the model's vocabulary, which may hold more rows than the tokenizer has pieces.
         vocab = model.embedding.num_embeddings
         pieces = tokenizer.vocab_size
@@ -43,6 +70,11 @@ class NextWordPipeline:
         ])
         self.never_sampled = torch.arange(vocab) >= pieces  # rows no piece decodes to
         self.never_sampled[[tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id]] = True
+
+    @property
+    def start_id(self) -> int:
+        """The language model reads a begin-of-text token before any text, as in training and generation."""
+        return self.tokenizer.bos_id
 
     # -------------------------------------------------------------------------------------------- reading
 
@@ -177,14 +209,14 @@ class NextWordPipeline:
     def score(self, text: str) -> dict:
         """Per-token perplexity and bits per character of `text` (of its first max_tokens - 1 tokens if longer)."""
         ids, log_probs, truncated = self.score_ids([text])[0]
-        nll = -float(log_probs.sum())
-        scored_chars = len(self.tokenizer.decode(ids)) if truncated else len(text)
-        return {
-            "perplexity": math.exp(nll / len(ids)),
-            "bits_per_char": nll / math.log(2) / scored_chars,
-            "tokens": len(ids),
-            "truncated": truncated,
-        }
+        perplexity, bits_per_char = perplexity_and_bits_per_char(
+            -float(log_probs.sum()), len(ids), self._scored_characters(text, ids, truncated)
+        )
+        return {"perplexity": perplexity, "bits_per_char": bits_per_char, "tokens": len(ids), "truncated": truncated}
+
+    def _scored_characters(self, text: str, ids: list[int], truncated: bool) -> int:
+        """The characters the scored ids spell: the whole text, or the part a truncated text kept."""
+        return len(self.tokenizer.decode(ids)) if truncated else len(text)
 
     def perplexity(self, text: str) -> float:
         return self.score(text)["perplexity"]
@@ -194,7 +226,12 @@ class NextWordPipeline:
 
     def surprisal(self, text: str, alternatives: int = 3) -> list[dict]:
         """For each token: its surprisal in bits (-log2 p), its probability, and the likelier alternatives."""
-        ids = self.tokenizer.encode(require_text(text))[: self.max_tokens - 1]
+        return self.surprisal_summary(text, alternatives).rows
+
+    def surprisal_summary(self, text: str, alternatives: int = 3) -> SurprisalSummary:
+        """`surprisal` with the totals: the tokens scored, per-token perplexity and bits per character."""
+        all_ids = self.tokenizer.encode(require_text(text))
+        ids = all_ids[: self.max_tokens - 1]
         with torch.no_grad():
             logits, _ = self.model(torch.tensor([[self.tokenizer.bos_id, *ids]], device=self.device))
             log_probs = logits[0, :-1].float().log_softmax(-1).cpu()
@@ -209,7 +246,12 @@ class NextWordPipeline:
                     (self.tokenizer.display(int(i)), math.exp(float(v))) for v, i in zip(top.values[t], top.indices[t])
                 ],
             })
-        return rows
+        nll_nats = math.log(2) * sum(row["bits"] for row in rows)
+        perplexity, bits_per_char = perplexity_and_bits_per_char(
+            nll_nats, len(ids), self._scored_characters(text, ids, len(ids) < len(all_ids))
+        )
+        return SurprisalSummary(ids=ids, rows=rows, text_tokens=len(all_ids), perplexity=perplexity,
+                                bits_per_char=bits_per_char)
 
 
 def check_sampling(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> None:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, overload
 
 import httpx2
 import torch
@@ -37,9 +38,13 @@ from huggingface_hub.errors import (
 
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 
+if TYPE_CHECKING:  # imported on first load instead: `import seqdemo` stays light
+    from seqdemo.generation import NextWordPipeline
+    from seqdemo.sentiment import SentimentPipeline
+
 logger = logging.getLogger("seqdemo")
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"  # the local fallback: <CHECKPOINTS>/<kind>
 REPO_ENV = {"sentiment": "SEQDEMO_SENTIMENT_REPO", "nextword": "SEQDEMO_NEXTWORD_REPO"}
 MODEL_CLASS = {"sentiment": SentimentClassifier, "nextword": NextWordLSTM}
 KINDS = tuple(REPO_ENV)
@@ -83,8 +88,11 @@ def _valid_part(part: str) -> bool:
     return bool(part) and all(c.isalnum() or c in "-_." for c in part) and not part.startswith((".", "-"))
 
 
-def fetch_checkpoint(kind: str, repo_id: str | None = None, revision: str | None = None) -> tuple[Path, str]:
+def fetch_checkpoint(
+    kind: str, repo_id: str | None = None, revision: str | None = None, checkpoints: str | Path | None = None
+) -> tuple[Path, str]:
     """Returns (folder holding config.json, model.safetensors and tokenizer.model, where it came from).
+    `checkpoints`: the folder whose <kind> subfolder is the local fallback (default: the project's checkpoints/).
 
     The source reads `owner/name@<commit sha>` for a Hub download, `owner/name@<commit sha> (cache)` for a cached
     snapshot used while the Hub is out of reach, and `local checkpoints/<kind> (<why>)` for the local fallback.
@@ -98,7 +106,7 @@ def fetch_checkpoint(kind: str, repo_id: str | None = None, revision: str | None
         where = "repo_id"
     if repo_id is None:
         hint = f"no Hub repo configured (set {env_name}=owner/name to load from the Hub)"
-        return _local(kind, "no Hub repo configured", detail=hint, level=logging.INFO)
+        return _local(kind, checkpoints, "no Hub repo configured", detail=hint, level=logging.INFO)
     try:
         repo_id, spec_revision = parse_repo(repo_id)
     except ValueError as error:
@@ -111,7 +119,8 @@ def fetch_checkpoint(kind: str, repo_id: str | None = None, revision: str | None
         if cached is not None:
             logger.info("%s: HF_HUB_OFFLINE=1, using the cached snapshot of %s", kind, label)
             return cached, f"{repo_id}@{cached.name} (cache)"
-        return _local(kind, "HF_HUB_OFFLINE=1", detail=f"HF_HUB_OFFLINE=1 and {label} is not in the Hub cache")
+        return _local(kind, checkpoints, "HF_HUB_OFFLINE=1",
+                      detail=f"HF_HUB_OFFLINE=1 and {label} is not in the Hub cache")
 
     try:
         info = HfApi().model_info(repo_id, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
@@ -133,7 +142,7 @@ def fetch_checkpoint(kind: str, repo_id: str | None = None, revision: str | None
             if cached is not None:
                 logger.warning("%s: %s; using the cached snapshot of %s", kind, why, label)
                 return cached, f"{repo_id}@{cached.name} (cache)"
-        return _local(kind, why)
+        return _local(kind, checkpoints, why)
     except CheckpointError:
         raise
     except OSError as error:  # e.g. "Consistency check failed: file should be of size ..." (names the file)
@@ -172,15 +181,30 @@ def load_model(model_class, folder: Path) -> torch.nn.Module:
     return model.eval()
 
 
-def load(kind: str, repo_id: str | None = None, revision: str | None = None, device=None):
+@overload
+def load(kind: Literal["sentiment"], repo_id: str | None = ..., revision: str | None = ..., device=...,
+         checkpoints: str | Path | None = ...) -> SentimentPipeline: ...
+@overload
+def load(kind: Literal["nextword"], repo_id: str | None = ..., revision: str | None = ..., device=...,
+         checkpoints: str | Path | None = ...) -> NextWordPipeline: ...
+def load(kind: str, repo_id: str | None = None, revision: str | None = None, device=None,
+         checkpoints: str | Path | None = None) -> SentimentPipeline | NextWordPipeline:
     """The public entry point: the model and tokenizer for `kind` ('sentiment' or 'nextword'), wrapped in their
-    pipeline, on `device` (see seqdemo.device.pick_device). `pipeline.source` says where the checkpoint came from."""
+    pipeline, on `device` (see seqdemo.device.pick_device). `pipeline.source` says where the checkpoint came from;
+    `checkpoints` is the local fallback's folder (see fetch_checkpoint)."""
     _check_kind(kind)
-    folder, source = fetch_checkpoint(kind, repo_id, revision)
+    folder, source = fetch_checkpoint(kind, repo_id, revision, checkpoints=checkpoints)
     return load_folder(kind, folder, device=device, source=source)
 
 
-def load_folder(kind: str, folder: Path, device=None, source: str | None = None):
+@overload
+def load_folder(kind: Literal["sentiment"], folder: str | Path, device=..., source: str | None = ...
+                ) -> SentimentPipeline: ...
+@overload
+def load_folder(kind: Literal["nextword"], folder: str | Path, device=..., source: str | None = ...
+                ) -> NextWordPipeline: ...
+def load_folder(kind: str, folder: str | Path, device=None, source: str | None = None
+                ) -> SentimentPipeline | NextWordPipeline:
     """The pipeline for `kind` from a checkpoint folder already on disk (what `load` does after fetching)."""
     _check_kind(kind)
     from seqdemo.device import pick_device
@@ -221,9 +245,10 @@ def _offline() -> bool:
     return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in _TRUE
 
 
-def _local(kind: str, why: str, detail: str | None = None, level: int = logging.WARNING) -> tuple[Path, str]:
+def _local(kind: str, checkpoints: str | Path | None, why: str, detail: str | None = None,
+           level: int = logging.WARNING) -> tuple[Path, str]:
     """The local fallback and its one log line: `why` goes into the source string, `detail` (or `why`) into the log."""
-    folder = Path(CHECKPOINTS) / kind
+    folder = Path(checkpoints if checkpoints is not None else CHECKPOINTS) / kind
     logger.log(level, "%s: %s; loading local checkpoints/%s", kind, detail or why, kind)
     if not folder.is_dir():
         raise FileNotFoundError(f"no {kind} checkpoint: {detail or why}, and the local folder {folder} does not exist")

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import torch
 
+from seqdemo.gates import rank_units_by_contribution
 from seqdemo.models import SentimentClassifier
-from seqdemo.text import head_and_tail, pad_batch, require_text
+from seqdemo.pipeline import Pipeline
+from seqdemo.text import head_and_tail, head_length, pad_batch, require_text
 from seqdemo.tokenizer import Tokenizer
 
 
@@ -37,10 +39,23 @@ class Explanation:
     attributions: list[float]  # per token: its share of the log-odds log P(positive) - log P(negative)
     log_odds: float  # of the text
     offset: float  # the part no token holds: the classifier's bias (evidence) or the all-zero input's log-odds (IG)
+    middle_skipped_at: int | None = None  # a long text: ids[:n] are its start, ids[n:] its end; None: read whole
 
 
-class SentimentPipeline:
+@dataclass
+class UnitContributions:
+    """How much each unit of one direction of the last layer pushed the classifier towards its decision."""
+
+    decision: str  # the label the classifier chose
+    contributions: torch.Tensor  # (hidden,): pooled value x (weight of the decision - the others'), in logits
+    order: list[int]  # the units, strongest push towards the decision first
+
+
+class SentimentPipeline(Pipeline):
     """Text in, label out. Texts longer than `max_tokens` keep their first and last `max_tokens / 2` tokens."""
+
+    kind = "sentiment"
+    model: SentimentClassifier
 
     def __init__(
         self,
@@ -50,10 +65,8 @@ class SentimentPipeline:
         source: str,
         folder: Path | None = None,
     ):
-        self.model, self.tokenizer, self.device, self.source = model, tokenizer, device, source
-        self.folder = folder  # the checkpoint folder on disk (model card, metrics.json), when loaded from one
+        super().__init__(model, tokenizer, device, source, folder)
         self.labels = list(model.labels)
-        self.max_tokens = model.max_tokens
 
     def encode(self, text: str) -> tuple[list[int], bool]:
         ids = self.tokenizer.encode(require_text(text))
@@ -62,12 +75,16 @@ class SentimentPipeline:
         kept = head_and_tail(ids, self.max_tokens)
         return kept, len(kept) < len(ids)
 
+    def middle_skipped_at(self, truncated: bool) -> int | None:
+        """Where a truncated text's kept start ends and its kept end begins (in the ids `encode` returns)."""
+        return head_length(self.max_tokens) if truncated else None
+
     @torch.no_grad()
     def probabilities(self, sequences: list[list[int]]) -> torch.Tensor:
         ids, lengths = pad_batch(sequences, self.tokenizer.pad_id)
         return self.model(ids.to(self.device), lengths).float().softmax(-1).cpu()
 
-    def describe(self, probabilities: torch.Tensor, ids: list[int], truncated: bool) -> dict:
+    def _prediction(self, probabilities: torch.Tensor, ids: list[int], truncated: bool) -> dict:
         best = int(probabilities.argmax())
         return {
             "label": self.labels[best],
@@ -85,7 +102,7 @@ class SentimentPipeline:
         for start in range(0, len(encoded), batch_size):
             batch = encoded[start : start + batch_size]
             for (ids, truncated), probs in zip(batch, self.probabilities([ids for ids, _ in batch])):
-                results.append(self.describe(probs, ids, truncated))
+                results.append(self._prediction(probs, ids, truncated))
         return results
 
     def explain(self, text: str, method: str = "evidence", steps: int = 16) -> Explanation:
@@ -100,13 +117,14 @@ class SentimentPipeline:
         else:
             raise ValueError(f"method must be one of {METHODS}, not {method!r}")
         return Explanation(
-            prediction=self.describe(logits.softmax(-1).cpu(), ids, truncated),
+            prediction=self._prediction(logits.softmax(-1).cpu(), ids, truncated),
             ids=ids,
             tokens=self.tokenizer.pieces(ids),
             method=method,
             attributions=attributions,
             log_odds=float(logits[-1] - logits[0]),
             offset=offset,
+            middle_skipped_at=self.middle_skipped_at(truncated),
         )
 
     @torch.no_grad()
@@ -155,6 +173,22 @@ class SentimentPipeline:
         with torch.no_grad():
             baseline = self.log_odds(torch.zeros_like(embedded), lengths[:1])
         return per_token.tolist(), float(baseline)
+
+    @torch.no_grad()
+    def unit_contributions(self, ids: list[int], direction: int = 0) -> UnitContributions:
+        """Each unit of the last layer's `direction` (0 forward, 1 backward), ranked by its push towards the
+        decision on `ids`: its pooled value times its classifier weight (gates.rank_units_by_contribution)."""
+        model = self.model
+        lengths = torch.tensor([len(ids)])
+        _, pooled = model.read(model.rnn_input(torch.tensor([ids], device=self.device), lengths), lengths)
+        pooled = pooled[0].float().cpu()
+        weight = model.classifier.weight.float().cpu()
+        decision = int((weight @ pooled + model.classifier.bias.float().cpu()).argmax())
+        _, contributions = rank_units_by_contribution(pooled, weight, decision)
+        hidden = model.rnn.hidden_size
+        mine = contributions[direction * hidden : (direction + 1) * hidden]
+        order = torch.argsort(mine, descending=True, stable=True).tolist()
+        return UnitContributions(decision=self.labels[decision], contributions=mine, order=order)
 
     def trajectory(self, text: str, points: int = 64) -> list[tuple[int, float]]:
         """P(positive) of each prefix of the text the model reads, as if it stopped there: how the verdict forms

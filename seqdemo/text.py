@@ -17,12 +17,17 @@ def require_text(text: str) -> str:
     return text
 
 
+def head_length(max_tokens: int) -> int:
+    """How many of the max_tokens kept from a long text come from its start (the rest come from its end)."""
+    return max_tokens // 2
+
+
 def head_and_tail(ids: list[int], max_tokens: int) -> list[int]:
     """Long reviews keep their opening and their verdict: the first and the last max_tokens/2 tokens."""
     if len(ids) <= max_tokens:
         return ids
-    half = max_tokens // 2
-    return ids[:half] + ids[len(ids) - (max_tokens - half) :]
+    head = head_length(max_tokens)
+    return ids[:head] + ids[len(ids) - (max_tokens - head) :]
 
 
 def casual(text: str) -> str:

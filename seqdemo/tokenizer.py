@@ -6,15 +6,24 @@ the original characters; byte fallback gives every emoji, CJK or control charact
 
 from __future__ import annotations
 
+import codecs
 import io
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple, Sequence
 
 import sentencepiece as spm
 
 FILENAME = "tokenizer.model"
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 WORD_START = "\u2581"  # SentencePiece marks a piece that begins a new word with this character
+
+
+class Span(NamedTuple):
+    """A stretch of the text as the reader sees it: one piece, or the byte pieces of one character."""
+
+    text: str
+    value: float  # the summed values of its pieces
+    positions: list[int]  # where its pieces are in the ids
 
 
 class Tokenizer:
@@ -86,3 +95,56 @@ class Tokenizer:
 
     def starts_word(self, token_id: int) -> bool:
         return self.sp.id_to_piece(token_id).startswith(WORD_START)
+
+    def byte_value(self, token_id: int) -> int | None:
+        """The byte a byte-fallback piece stands for (<0xF0> -> 0xF0), or None for any other piece."""
+        if not self.sp.is_byte(token_id):
+            return None
+        return int(self.sp.id_to_piece(token_id)[3:5], 16)  # the piece reads "<0xHH>"
+
+    def step_label(self, token_id: int) -> str:
+        """What one model step read: the piece, except that a byte piece spelling a whole ASCII character shows
+        that character ("<" rather than <0x3C>). Bytes of longer characters stay <0xHH>: alone they spell nothing."""
+        byte = self.byte_value(token_id)
+        if byte is not None and byte < 0x80:
+            return chr(byte)
+        return self.display(token_id)
+
+    def spans(self, ids: Sequence[int], values: Sequence[float], starts_text: bool = True) -> list[Span]:
+        """The text the ids spell, cut at their pieces, each stretch with its pieces' summed value.
+
+        Byte-fallback pieces (an emoji is four) are merged into the character they spell, and their values
+        summed: right for surprisal (bits add up along a character's pieces) and for attributions (they add up
+        to the decision). `starts_text`: the ids begin the text, so their first word-start mark is no space."""
+        spans: list[Span] = []
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending_value, pending_positions = 0.0, []
+
+        def flush_bytes() -> None:
+            # An unfinished character (bytes that never completed one) shows as the replacement character.
+            nonlocal pending_value, pending_positions
+            if pending_positions:
+                spans.append(Span(decoder.decode(b"", final=True) or "\ufffd", pending_value, pending_positions))
+                decoder.reset()
+                pending_value, pending_positions = 0.0, []
+
+        for position, (token, value) in enumerate(zip(ids, values)):
+            byte = self.byte_value(token)
+            if byte is None:
+                flush_bytes()
+                spans.append(Span(self.display(token), value, [position]))
+                continue
+            pending_value += value
+            pending_positions.append(position)
+            text = decoder.decode(bytes([byte]))
+            if text:  # the character is complete
+                spans.append(Span(text, pending_value, pending_positions))
+                pending_value, pending_positions = 0.0, []
+        flush_bytes()
+        if starts_text and spans and spans[0].text.startswith(" "):
+            first = spans[0]._replace(text=spans[0].text[1:])
+            if not first.text and len(spans) > 1:  # a lone word-start mark: part of the next span
+                second = spans.pop(1)
+                first = Span(second.text, first.value + second.value, first.positions + second.positions)
+            spans[0] = first
+        return spans

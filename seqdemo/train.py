@@ -1,37 +1,43 @@
 """Trains the two shipped models on the training split of `seqdemo.data`.
 
-    python -m seqdemo.train nextword  --out checkpoints/nextword
-    python -m seqdemo.train sentiment --init-from checkpoints/nextword --out checkpoints/sentiment
+    python -m seqdemo.train nextword                                         # writes checkpoints/nextword
+    python -m seqdemo.train sentiment --init-from checkpoints/nextword       # writes checkpoints/sentiment
+    python -m seqdemo.train nextword --help                                  # the recipe: every flag's default
 
 The language model comes first: it learns the tokenizer and English about movies from the review text. The
 classifier then starts from it, as in ULMFiT (Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text
 Classification"): the embedding and the first LSTM layer (both directions) are copied from the language model and
-trained with a smaller learning rate than the new layers (discriminative learning rates).
+trained with a smaller learning rate than the new layers (discriminative learning rates), held fixed at first
+(gradual unfreezing).
 
-Each run validates after every epoch, keeps the best epoch, and writes a complete checkpoint folder: config.json,
-model.safetensors (float16), tokenizer.model and a README.md model card. `python -m seqdemo.evaluate FOLDER` then
-measures the test metrics and writes them into the card.
+Each run validates after every epoch and writes its best epoch as a complete checkpoint folder the moment it is
+reached (config.json, model.safetensors in float16, tokenizer.model, training.json, README.md), so a run that is
+killed leaves its best model behind; `--resume FOLDER` trains a language model further. `--max-minutes` bounds
+a run: the learning rate decays over the time budget. `python -m seqdemo.evaluate FOLDER` then measures the test
+metrics and writes them into the card.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import platform
 import random
-import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from seqdemo.data import LABELS, Review, load_splits
 from seqdemo.card import TRAINING_FILE, write_model_card
-from seqdemo.device import describe, pick_device
+from seqdemo.data import LABELS, Review, load_splits
+from seqdemo.device import device_name, pick_device
 from seqdemo.evaluate import accuracy_by_source
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 from seqdemo.sentiment import SentimentPipeline
@@ -39,6 +45,91 @@ from seqdemo.text import casual, head_and_tail, pad_batch
 from seqdemo.tokenizer import Tokenizer
 
 
+def flag(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """What every run takes. Each kind below sets its own defaults: `--help` of a kind shows its recipe."""
+
+    kind: ClassVar[str]
+    out: Path | None = flag(None, "checkpoint folder to write (default: checkpoints/KIND)")
+    epochs: int = flag(4, "passes over the training data (or over --steps-per-epoch steps)")
+    steps_per_epoch: int = flag(0, "cap the steps of an epoch, so that a long run validates often (0: no cap)")
+    max_minutes: float = flag(0.0, "stop after this many minutes; the learning rate decays over them (0: no limit)")
+    batch_size: int = flag(32, "sequences per step")
+    lr: float = flag(2e-3, "peak learning rate (linear warm-up, then cosine decay)")
+    warmup: float = flag(0.05, "share of the run spent warming up the learning rate")
+    hidden_size: int = flag(512, "LSTM units (per direction)")
+    num_layers: int = flag(1, "stacked LSTM layers")
+    dropout: float = flag(0.25, "dropout on the LSTM's input, between layers and on its output")
+    vocab_size: int = flag(8000, "SentencePiece vocabulary size (when a tokenizer is learned)")
+    clip: float = flag(1.0, "gradient-norm clipping")
+    seed: int = flag(0, "random seed")
+    device: str | None = flag(None, "cuda or cpu (None: cuda when available)")
+    threads: int = flag(0, "CPU threads (0: torch's default)")
+    precision: str = flag("auto", "bf16 autocast or fp32 (auto: bf16 where the hardware runs an LSTM in it)")
+
+    def __post_init__(self):
+        self.out = Path(self.out) if self.out else Path("checkpoints") / self.kind
+
+    def command(self) -> str:
+        """The command line that reproduces this configuration (flags that differ from the kind's defaults)."""
+        defaults = type(self)()
+        parts = ["python -m seqdemo.train", self.kind]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value != getattr(defaults, f.name):
+                parts.append(f"--{f.name.replace('_', '-')} {value}")
+        return " ".join(parts)
+
+
+@dataclass
+class NextWordConfig(TrainConfig):
+    """The 3-layer LSTM language model (it also learns the tokenizer)."""
+
+    kind: ClassVar[str] = "nextword"
+    num_layers: int = flag(3, "stacked LSTM layers")
+    bptt: int = flag(96, "tokens per backpropagation-through-time window")
+    embedding_dropout: float = flag(0.05, "share of words dropped from the embedding (AWD-LSTM)")
+    weight_drop: float = flag(0.2, "DropConnect on the hidden-to-hidden weights (AWD-LSTM)")
+    resume: Path | None = flag(None, "go on training this checkpoint: its weights and tokenizer, a fresh optimizer")
+
+
+@dataclass
+class SentimentConfig(TrainConfig):
+    """The bidirectional LSTM classifier, best started from a language model (--init-from)."""
+
+    kind: ClassVar[str] = "sentiment"
+    hidden_size: int = flag(256, "LSTM units (per direction)")
+    dropout: float = flag(0.3, "dropout on the embeddings and on the pooled features")
+    init_from: Path | None = flag(None, "language-model checkpoint to start from (its tokenizer and embedding)")
+    max_tokens: int = flag(512, "tokens the model reads per text (head and tail), saved in its config")
+    train_tokens: int = flag(256, "tokens per text while training (head and tail)")
+    pooling: str = flag("max", "max, mean or last: how the BiLSTM's states become one feature vector")
+    casual_fraction: float = flag(0.3, "share of training texts added again lower-cased without punctuation")
+    pretrained_lr_scale: float = flag(0.3, "learning-rate factor for the layers copied from the language model")
+    unfreeze_after: float = flag(0.1, "share of training during which the copied layers stay fixed")
+
+
+CONFIGS = {config.kind: config for config in (NextWordConfig, SentimentConfig)}
+CHOICES = {"precision": ["auto", "bf16", "fp32"], "pooling": ["max", "mean", "last"]}
+
+
+@dataclass
+class Epoch:
+    epoch: int
+    metric: float  # validation loss (nextword, nats per token) or mean validation accuracy over sources (sentiment)
+    tokens_per_second: int
+    minutes: float
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module  # the best validated epoch
+    tokenizer: Tokenizer
+    recipe: dict  # what training.json records
 
 
 def seed_everything(seed: int) -> None:
@@ -46,9 +137,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device):
-    # bf16 on the GPU roughly doubles LSTM throughput; the CPU trains in float32.
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+def bf16_supported(device: torch.device) -> bool:
+    """Whether an LSTM runs under bf16 autocast here. GPUs with bf16 do; on the CPU it takes oneDNN's bf16 LSTM,
+    which needs AVX-512 (BF16) or AMX: an AVX2-only CPU refuses it ("could not create a primitive descriptor")."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(8, 8)(torch.randn(2, 1, 8))
+        return True
+    except RuntimeError:
+        return False
+
+
+def pick_precision(requested: str, device: torch.device) -> str:
+    if requested == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    if requested == "bf16" and not bf16_supported(device):
+        raise SystemExit(f"bf16 autocast is not supported on this {device.type} (try --precision fp32)")
+    return requested
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    # bf16 autocast roughly doubles LSTM throughput where the hardware has bf16 units; the loss curve matches fp32.
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 class WarmupCosine:
@@ -106,14 +218,12 @@ def detach(state):
     return tuple(s.detach() for s in state)
 
 
-def lm_loss(model: NextWordLSTM, rows: torch.Tensor, bptt: int, device, max_windows: int | None = None) -> float:
+def lm_loss(model: NextWordLSTM, rows: torch.Tensor, bptt: int, device, precision: str = "fp32") -> float:
     """Mean per-token cross-entropy (nats) over the rows, state carried from window to window."""
     model.eval()
     total, count, state = 0.0, 0, None
-    with torch.no_grad(), autocast(device):
-        for n, start in enumerate(range(0, rows.shape[1] - 1, bptt)):
-            if max_windows is not None and n >= max_windows:
-                break
+    with torch.no_grad(), autocast(device, precision):
+        for start in range(0, rows.shape[1] - 1, bptt):
             x = rows[:, start : start + bptt].to(device)
             y = rows[:, start + 1 : start + 1 + bptt].to(device)
             x = x[:, : y.shape[1]]
@@ -123,52 +233,75 @@ def lm_loss(model: NextWordLSTM, rows: torch.Tensor, bptt: int, device, max_wind
     return total / count
 
 
-def train_nextword(args, splits, device) -> tuple[torch.nn.Module, Tokenizer, dict]:
-    # The tokenizer sees every training text (the classifier shares it); the language model learns from the
-    # IMDB reviews alone, whose ordinary prose it is scored on (the RT sentences are lower-cased and pre-split).
-    tokenizer = Tokenizer.train([r.text for r in splits["train"]], vocab_size=args.vocab_size)
-    train_rows = batchify(token_stream(imdb(splits["train"]), tokenizer), args.batch_size)
-    valid_rows = batchify(token_stream(imdb(splits["valid"]), tokenizer), 16)
-    model = NextWordLSTM(
-        vocab_size=tokenizer.vocab_size,
-        embed_dim=args.hidden_size,
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
-        dropout=args.dropout,
-    ).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    windows = (train_rows.shape[1] - 1) // args.bptt
-    total_steps = args.epochs * min(windows, args.steps_per_epoch or windows)
-    schedule = WarmupCosine(optimizer, total_steps, args.max_minutes)
+def resume_nextword(config: NextWordConfig) -> tuple[NextWordLSTM, Tokenizer]:
+    """A checkpoint's model (its architecture, this run's regularisation) and its tokenizer, to train further."""
+    import safetensors.torch
 
-    def train_epoch(epoch: int, deadline: float) -> float:
+    folder = Path(config.resume)
+    architecture = json.loads((folder / "config.json").read_text())
+    architecture.pop("kind", None)
+    architecture.update(
+        dropout=config.dropout, embedding_dropout=config.embedding_dropout, weight_drop=config.weight_drop
+    )
+    model = NextWordLSTM(**architecture)
+    safetensors.torch.load_model(model, folder / "model.safetensors", strict=True)
+    return model.float(), Tokenizer.load(folder)
+
+
+def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[torch.nn.Module, Tokenizer, list, dict]:
+    # The tokenizer sees every training text (the classifier shares it). The language model reads the IMDB reviews
+    # (whose prose it is scored on) and the short Rotten Tomatoes sentences, in one shuffled order, so that the
+    # classifier it starts has read both kinds of text.
+    if config.resume:
+        model, tokenizer = resume_nextword(config)
+    else:
+        tokenizer = Tokenizer.train([r.text for r in splits["train"]], vocab_size=config.vocab_size)
+        model = NextWordLSTM(
+            vocab_size=tokenizer.vocab_size,
+            embed_dim=config.hidden_size,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout,
+            embedding_dropout=config.embedding_dropout,
+            weight_drop=config.weight_drop,
+        )
+    model.to(device)
+    texts = random.Random(config.seed).sample(splits["train"], len(splits["train"]))
+    train_rows = batchify(token_stream(texts, tokenizer), config.batch_size)
+    valid_rows = batchify(token_stream(imdb(splits["valid"]), tokenizer), 16)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    windows = (train_rows.shape[1] - 1) // config.bptt
+    steps = min(windows, config.steps_per_epoch or windows)
+    schedule = WarmupCosine(optimizer, config.epochs * steps, config.max_minutes, config.warmup)
+    bptt = config.bptt
+
+    def train_epoch(epoch: int, deadline: float) -> tuple[float, int]:
         model.train()
         state, tokens, started = None, 0, time.time()
-        steps = min(windows, args.steps_per_epoch or windows)
         bar = tqdm(range(steps), desc=f"epoch {epoch}", dynamic_ncols=True)
-        offset = random.randrange(args.bptt)  # a new window phase each epoch
+        offset = random.randrange(bptt)  # a new window phase each epoch
         for step in bar:
-            start = (offset + step * args.bptt) % (train_rows.shape[1] - args.bptt - 1)
-            if step == 0 or start < args.bptt:
+            start = (offset + step * bptt) % (train_rows.shape[1] - bptt - 1)
+            if step == 0 or start < bptt:
                 state = None
-            x = train_rows[:, start : start + args.bptt].to(device)
-            y = train_rows[:, start + 1 : start + 1 + args.bptt].to(device)
-            with autocast(device):
+            x = train_rows[:, start : start + bptt].to(device)
+            y = train_rows[:, start + 1 : start + 1 + bptt].to(device)
+            with autocast(device, config.precision):
                 logits, state = model(x, state)
                 loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
             loss.backward()
             state = detach(state)
-            clip_and_step(optimizer, model, args.clip)
+            clip_and_step(optimizer, model, config.clip)
             schedule.step()
             tokens += y.numel()
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.time() - started):.0f}")
             if time.time() > deadline:
                 break
-        return lm_loss(model, valid_rows, args.bptt, device)
+        speed = round(tokens / (time.time() - started))
+        return lm_loss(model, valid_rows, bptt, device, config.precision), speed
 
-    return run_epochs(args, model, train_epoch, metric_name="valid_loss", lower_is_better=True), tokenizer, {
-        "train_tokens_per_epoch": int(train_rows.numel()),
-    }
+    best, history = run_epochs(config, model, train_epoch, True, lambda m: on_best(m, tokenizer))
+    return best, tokenizer, history, {"train_tokens_per_epoch": int(train_rows.numel())}
 
 
 # ------------------------------------------------------------------------------------------------- classifier
@@ -183,6 +316,18 @@ def length_batches(items: list, batch_size: int, key, shuffle: bool) -> list[lis
     if shuffle:
         random.shuffle(batches)
     return batches
+
+
+def same_length(sequences: list[list[int]], multiple: int = 8) -> list[list[int]]:
+    """A batch of similar-length texts cut to one length, each keeping its head and tail, so that it needs no
+    padding: unpadded batches take the CPU's fast fused LSTM kernel, packed ones do not. Lengths of 64 tokens and
+    more are rounded down to a multiple of `multiple` (a few fixed shapes for oneDNN to plan). A batch that would
+    lose more than an eighth of one of its texts is left as it is (and padded)."""
+    shortest = min(len(s) for s in sequences)
+    length = shortest - shortest % multiple if shortest >= 64 else shortest
+    if any(len(s) - length > len(s) // 8 for s in sequences):
+        return sequences
+    return [head_and_tail(s, length) for s in sequences]
 
 
 def transfer_from_language_model(classifier: SentimentClassifier, lm: NextWordLSTM) -> list[torch.nn.Parameter]:
@@ -200,172 +345,165 @@ def transfer_from_language_model(classifier: SentimentClassifier, lm: NextWordLS
     return copied
 
 
-def train_sentiment(args, splits, device) -> tuple[torch.nn.Module, Tokenizer, dict]:
+def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[torch.nn.Module, Tokenizer, list, dict]:
     from seqdemo.hub import load_model
 
-    lm = load_model(NextWordLSTM, Path(args.init_from)) if args.init_from else None
-    tokenizer = Tokenizer.load(args.init_from) if args.init_from else Tokenizer.train(
-        [r.text for r in splits["train"]], vocab_size=args.vocab_size
+    lm = load_model(NextWordLSTM, Path(config.init_from)) if config.init_from else None
+    tokenizer = Tokenizer.load(config.init_from) if config.init_from else Tokenizer.train(
+        [r.text for r in splits["train"]], vocab_size=config.vocab_size
     )
     model = SentimentClassifier(
         vocab_size=tokenizer.vocab_size,
-        embed_dim=lm.embedding.embedding_dim if lm else args.hidden_size,
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
-        dropout=args.dropout,
-        pooling=args.pooling,
+        embed_dim=lm.embedding.embedding_dim if lm else config.hidden_size,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        pooling=config.pooling,
         labels=list(LABELS),
         pad_id=tokenizer.pad_id,
-        max_tokens=args.max_tokens,
+        max_tokens=config.max_tokens,
     )
     pretrained = transfer_from_language_model(model, lm) if lm else []
     model.to(device)
     pretrained_ids = {id(p) for p in pretrained}
     new = [p for p in model.parameters() if id(p) not in pretrained_ids]
     optimizer = torch.optim.AdamW(
-        [{"params": new, "lr": args.lr}, {"params": pretrained, "lr": args.lr * args.pretrained_lr_scale}],
+        [{"params": new, "lr": config.lr}, {"params": pretrained, "lr": config.lr * config.pretrained_lr_scale}],
         weight_decay=0.01,
     )
-    examples = [(head_and_tail(tokenizer.encode(r.text), args.max_tokens), r) for r in splits["train"]]
+    # Training reads shorter windows than the model will (--train-tokens): most of a review's verdict sits in its
+    # head and tail, and a step costs time in proportion to its length.
+    examples = [(head_and_tail(tokenizer.encode(r.text), config.train_tokens), r) for r in splits["train"]]
     # The same rows typed casually, so "not good at all" without capitals or punctuation reads the same.
-    casual_rows = random.sample(examples, int(len(examples) * args.casual_fraction))
-    examples += [(head_and_tail(tokenizer.encode(casual(r.text)), args.max_tokens), r) for _, r in casual_rows]
-    steps_per_epoch = math.ceil(len(examples) / args.batch_size)
-    if args.steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, args.steps_per_epoch)
-    schedule = WarmupCosine(optimizer, args.epochs * steps_per_epoch, args.max_minutes)
+    casual_rows = random.sample(examples, int(len(examples) * config.casual_fraction))
+    examples += [(head_and_tail(tokenizer.encode(casual(r.text)), config.train_tokens), r) for _, r in casual_rows]
+    steps = math.ceil(len(examples) / config.batch_size)
+    steps = min(steps, config.steps_per_epoch or steps)
+    schedule = WarmupCosine(optimizer, config.epochs * steps, config.max_minutes, config.warmup)
 
-    def train_epoch(epoch: int, deadline: float) -> float:
+    def train_epoch(epoch: int, deadline: float) -> tuple[float, int]:
         model.train()
-        batches = length_batches(examples, args.batch_size, key=lambda e: len(e[0]), shuffle=True)
-        bar = tqdm(batches[:steps_per_epoch], desc=f"epoch {epoch}", dynamic_ncols=True)
+        batches = length_batches(examples, config.batch_size, key=lambda e: len(e[0]), shuffle=True)
+        bar = tqdm(batches[:steps], desc=f"epoch {epoch}", dynamic_ncols=True)
         tokens, started = 0, time.time()
         for batch in bar:
             # Gradual unfreezing: the copied layers stay fixed while the new ones settle.
             for param in pretrained:
-                param.requires_grad_(schedule.progress >= args.unfreeze_after)
-            ids, lengths = pad_batch([e[0] for e in batch], tokenizer.pad_id)
+                param.requires_grad_(schedule.progress >= config.unfreeze_after)
+            ids, lengths = pad_batch(same_length([e[0] for e in batch]), tokenizer.pad_id)
             labels = torch.tensor([e[1].label for e in batch], device=device)
-            with autocast(device):
+            with autocast(device, config.precision):
                 loss = F.cross_entropy(model(ids.to(device), lengths).float(), labels)
             loss.backward()
-            clip_and_step(optimizer, model, args.clip)
+            clip_and_step(optimizer, model, config.clip)
             schedule.step()
             tokens += int(lengths.sum())
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.time() - started):.0f}")
             if time.time() > deadline:
                 break
+        speed = round(tokens / (time.time() - started))
         model.eval()
         valid = accuracy_by_source(SentimentPipeline(model, tokenizer, device, source="training"), splits["valid"])
         tqdm.write(f"epoch {epoch}: valid accuracy {valid}")
-        return sum(valid.values()) / len(valid)  # the mean over sources, so the short RT sentences count
+        return sum(valid.values()) / len(valid), speed  # the mean over sources, so the short RT sentences count
 
-    best = run_epochs(args, model, train_epoch, metric_name="valid_accuracy", lower_is_better=False)
-    return best, tokenizer, {"transferred_from": args.init_from, "casual_copies": len(casual_rows)}
+    best, history = run_epochs(config, model, train_epoch, False, lambda m: on_best(m, tokenizer))
+    return best, tokenizer, history, {"transferred_from": str(config.init_from), "casual_copies": len(casual_rows)}
 
 
 # ----------------------------------------------------------------------------------------------------- common
 
 
-def run_epochs(args, model, train_epoch, metric_name: str, lower_is_better: bool):
-    """Trains epoch after epoch within the time budget; returns the model of the best validation epoch."""
-    deadline = time.time() + args.max_minutes * 60 if args.max_minutes else math.inf
+def run_epochs(config: TrainConfig, model, train_epoch, lower_is_better: bool, on_best) -> tuple[torch.nn.Module, list]:
+    """Trains epoch after epoch within the time budget; returns the model of the best validation epoch and the
+    history. `on_best(model)` runs at each new best, so a run killed mid-way leaves its best epoch on disk."""
+    started = time.time()
+    deadline = started + config.max_minutes * 60 if config.max_minutes else math.inf
     best_state, best_value, history = None, None, []
-    for epoch in range(1, args.epochs + 1):
-        value = train_epoch(epoch, deadline)
-        history.append({"epoch": epoch, metric_name: round(value, 4)})
-        tqdm.write(f"epoch {epoch}: {metric_name} {value:.4f}")
+    for epoch in range(1, config.epochs + 1):
+        value, speed = train_epoch(epoch, deadline)
+        history.append(Epoch(epoch, round(value, 4), speed, round((time.time() - started) / 60, 1)))
+        tqdm.write(f"epoch {epoch}: validation {value:.4f}, {speed} tokens/s")
         if best_value is None or (value < best_value if lower_is_better else value > best_value):
             best_value, best_state = value, copy.deepcopy(model.state_dict())
+            on_best(model)
         if time.time() > deadline:
-            tqdm.write(f"stopping: the {args.max_minutes}-minute budget is spent")
+            tqdm.write(f"stopping: the {config.max_minutes}-minute budget is spent")
             break
     model.load_state_dict(best_state)
-    args.history = history
-    return model
+    return model, history
 
 
 def save(model, tokenizer: Tokenizer, out: Path, recipe: dict) -> None:
-    """config.json + float16 model.safetensors + tokenizer.model + training.json + the model card."""
+    """config.json (with the model's kind) + float16 model.safetensors + tokenizer.model + training.json + card."""
     out.mkdir(parents=True, exist_ok=True)
     # Half precision halves the download; weights are widened back to float32 on load.
     copy.deepcopy(model).cpu().half().save_pretrained(out)
+    config_path = out / "config.json"
+    config_path.write_text(json.dumps({"kind": recipe["kind"], **json.loads(config_path.read_text())}, indent=2))
     tokenizer.save(out)
     (out / TRAINING_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
     write_model_card(out)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["nextword", "sentiment"], help="which model to train")
-    parser.add_argument("--out", type=Path, help="checkpoint folder to write (default: checkpoints/KIND)")
-    parser.add_argument("--init-from", help="sentiment only: language-model checkpoint to start from")
-    parser.add_argument("--epochs", type=int, default=None, help="passes over the training data")
-    parser.add_argument("--steps-per-epoch", type=int, default=0, help="cap the steps of an epoch (0: no cap)")
-    parser.add_argument("--max-minutes", type=float, default=0, help="stop after this many minutes (0: no limit)")
-    parser.add_argument("--batch-size", type=int, default=None, help="sequences per step")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (warm-up, then cosine decay)")
-    parser.add_argument("--hidden-size", type=int, default=None, help="LSTM units (per direction)")
-    parser.add_argument("--num-layers", type=int, default=None, help="stacked LSTM layers")
-    parser.add_argument("--dropout", type=float, default=None, help="dropout between and after layers")
-    parser.add_argument("--vocab-size", type=int, default=8000, help="SentencePiece vocabulary size")
-    parser.add_argument("--bptt", type=int, default=128, help="nextword: tokens per backpropagation window")
-    parser.add_argument("--max-tokens", type=int, default=512, help="sentiment: tokens read per text (head+tail)")
-    parser.add_argument("--pooling", default="max", choices=["max", "last", "mean"], help="sentiment: pooling")
-    parser.add_argument("--casual-fraction", type=float, default=0.3,
-                        help="sentiment: share of training texts added again lower-cased without punctuation")
-    parser.add_argument("--pretrained-lr-scale", type=float, default=0.3,
-                        help="sentiment: learning-rate factor for the layers copied from the language model")
-    parser.add_argument("--unfreeze-after", type=float, default=0.1,
-                        help="sentiment: share of training during which the copied layers stay fixed")
-    parser.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads (0: torch's default); 1 is faster when other jobs share the cores")
-    args = parser.parse_args(argv)
-    defaults = {  # the recipe when a flag is not given
-        "nextword": dict(epochs=4, batch_size=64, lr=2e-3, hidden_size=512, num_layers=3, dropout=0.25),
-        "sentiment": dict(epochs=4, batch_size=32, lr=2e-3, hidden_size=256, num_layers=1, dropout=0.3),
-    }[args.kind]
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    args.out = args.out or Path("checkpoints") / args.kind
-    args.command = "python -m seqdemo.train " + " ".join(sys.argv[1:] if argv is None else argv)
-    return args
-
-
-def train(args: argparse.Namespace, splits: dict[str, list[Review]]) -> tuple[torch.nn.Module, Tokenizer, dict]:
-    """Trains args.kind on `splits`; returns the best model, its tokenizer and the recipe for training.json."""
-    seed_everything(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+def train(config: TrainConfig, splits: dict[str, list[Review]], checkpoint: Callable | None = None) -> TrainResult:
+    """Trains config.kind on `splits`. `checkpoint(model, tokenizer, recipe)` runs at each new best epoch."""
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config.device)
+    precision = pick_precision(config.precision, device)
+    config = dataclasses.replace(config, precision=precision)
     started = time.time()
-    trainer = train_nextword if args.kind == "nextword" else train_sentiment
-    model, tokenizer, extra = trainer(args, splits, device)
-    recipe = {
-        "kind": args.kind,
-        "command": args.command,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                     if k not in ("history", "command")},
-        "history": args.history,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "training_minutes": round((time.time() - started) / 60, 1),
-        "hardware": describe(device) if device.type == "cuda"
-        else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
-        "train_rows": len(splits["train"]),
-        **extra,
-    }
-    return model, tokenizer, recipe
+    history: list[Epoch] = []
+
+    def recipe(model, extra: dict) -> dict:
+        metric = "valid_loss" if config.kind == "nextword" else "valid_accuracy"
+        return {
+            "kind": config.kind,
+            "command": config.command(),
+            "settings": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+            "history": [{"epoch": e.epoch, metric: e.metric, "tokens_per_second": e.tokens_per_second,
+                         "minutes": e.minutes} for e in history],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "training_minutes": round((time.time() - started) / 60, 1),
+            "precision": precision,
+            "hardware": device_name(device) if device.type == "cuda"
+            else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+            "train_rows": len(splits["train"]),
+            **extra,
+        }
+
+    def on_best(model, tokenizer) -> None:
+        if checkpoint is not None:
+            checkpoint(model, tokenizer, recipe(model, {}))
+
+    trainer = train_nextword if config.kind == "nextword" else train_sentiment
+    model, tokenizer, epochs, extra = trainer(config, splits, device, on_best)
+    history[:] = epochs
+    return TrainResult(model, tokenizer, recipe(model, extra))
+
+
+def parse_args(argv=None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND", help="nextword or sentiment")
+    for kind, config_class in CONFIGS.items():
+        sub = kinds.add_parser(kind, help=config_class.__doc__,
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        for f in dataclasses.fields(config_class):
+            default = f.default
+            kind_of_value = type(default) if default is not None else (Path if "Path" in str(f.type) else str)
+            sub.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind_of_value, default=default,
+                             choices=CHOICES.get(f.name), help=f.metadata["help"])
+    args = vars(parser.parse_args(argv))
+    return CONFIGS[args.pop("kind")](**args)
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    model, tokenizer, recipe = train(args, load_splits())
-    save(model, tokenizer, args.out, recipe)
-    print(f"wrote {args.out} after {recipe['training_minutes']} minutes")
+    config = parse_args(argv)
+    result = train(config, load_splits(), checkpoint=lambda m, t, r: save(m, t, config.out, r))
+    save(result.model, result.tokenizer, config.out, result.recipe)
+    print(f"wrote {config.out} after {result.recipe['training_minutes']} minutes")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ class FakeHub:
         self.repos: dict[str, _Repo] = {}
         self.requests: list[tuple[str, str]] = []
         self.cut: dict[tuple[str, str], int] = {}  # (repo_id, path) -> bytes sent before hanging up
+        self.failure: int | None = None  # an HTTP status every request gets (the Hub down, or rate limiting)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -122,6 +123,10 @@ class FakeHub:
             for tag in tags:
                 repo.refs[tag] = rev
         return rev.sha
+
+    def fail_with(self, status: int | None) -> None:
+        """From now on every request gets `status` (e.g. 503 or 429) and no content; None serves again."""
+        self.failure = status
 
     def cut_transfer(self, repo_id: str, path: str, nbytes: int) -> None:
         """From now on, GET of `path` announces the full Content-Length but hangs up after the file's first `nbytes`
@@ -190,6 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [unquote(p) for p in split.path.split("/")[1:]]
         query = parse_qs(split.query)
         try:
+            if self.hub.failure is not None:
+                return self._error(self.hub.failure, None, f"stand-in Hub failing with {self.hub.failure}", head)
             if parts[:2] == ["api", "models"] and len(parts) >= 4:
                 repo_id, rest = f"{parts[2]}/{parts[3]}", parts[4:]
                 if not rest:

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-import app  # noqa: E402
-from seqdemo import gates  # noqa: E402
-from seqdemo.generation import NextWordPipeline  # noqa: E402
-from seqdemo.sentiment import SentimentPipeline  # noqa: E402
+import app
+from seqdemo import gates
+from seqdemo import presentation as show
+from seqdemo.generation import NextWordPipeline
+from seqdemo.sentiment import SentimentPipeline
 
 # gradio's queue uses pandas options that pandas 3 deprecates: its warnings, not the page's.
 pytestmark = [
@@ -84,8 +83,23 @@ def assert_error(client, *args, api_name: str, says: str) -> None:
     assert "Traceback" not in str(raised.value)
 
 
-def test_analytics_stay_off_unless_turned_on():
-    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+@pytest.mark.parametrize("chosen, enabled", [(None, False), ("True", True), ("False", False)])
+def test_analytics_stay_off_unless_turned_on(monkeypatch, pipelines, chosen, enabled):
+    """Building the page with the variable unset turns gradio's analytics off; a user's own choice stands.
+    gradio's requests are recorded here, never sent."""
+    import gradio.analytics
+
+    sent = []
+    monkeypatch.setattr(gradio.analytics, "_do_analytics_request", lambda topic, data: sent.append(topic))
+    if chosen is None:
+        monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
+    else:
+        monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", chosen)
+    demo = app.build_demo(*pipelines)
+    assert demo.analytics_enabled is enabled
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == (chosen or "False")
+    if not enabled:
+        assert sent == []
 
 
 def test_the_page_offers_every_endpoint(client):
@@ -116,15 +130,47 @@ def test_classify(client, pipelines, method):
     assert joined(highlighted) == text
     scores = [span["class_or_confidence"] for span in highlighted]
     assert all(-1 <= s <= 1 for s in scores) and max(abs(s) for s in scores) == pytest.approx(1.0)
-    explanation = sentiment.explain(text, method=method, steps=app.IG_STEPS)
+    explanation = sentiment.explain(text, method=method, steps=show.IG_STEPS)
     sign = 1 if expected["label"] == sentiment.labels[-1] else -1
     strongest = max(abs(a) for a in explanation.attributions)
     assert len(highlighted) == len(explanation.attributions)
     for span, attribution in zip(highlighted, explanation.attributions):
         assert span["class_or_confidence"] == pytest.approx(sign * attribution / strongest, abs=1e-3)
-    assert len(pushes["data"]) == min(app.TOP_ROWS, len(explanation.tokens))
-    assert app.METHOD_NOTES[method].split("**")[1] in notes and "truncated" not in notes.lower()
+    assert show.METHOD_NOTES[method].split("**")[1] in notes and "truncated" not in notes.lower()
     assert f"{sum(explanation.attributions):+.3f}" in notes
+
+    # The strongest pushes: the spans with the largest |push|, strongest first, each towards its label.
+    pushes_by_size = sorted((abs(span_push) for span_push in explanation.attributions), reverse=True)
+    shown = [row[1] for row in pushes["data"]]
+    assert len(shown) == min(show.TOP_ROWS, len(explanation.attributions))
+    assert [abs(v) for v in shown] == pytest.approx(pushes_by_size[: len(shown)], abs=1e-4)
+    for row in pushes["data"]:
+        assert row[2] == (sentiment.labels[-1] if row[1] > 0 else sentiment.labels[0])
+
+
+def biased(model, tiny_tokenizer, towards: int) -> SentimentPipeline:
+    """The tiny classifier with its bias pushed hard towards label `towards` (0 negative, 1 positive): every
+    text gets that verdict, whatever the tokens push."""
+    clone = type(model)(vocab_size=model.embedding.num_embeddings, embed_dim=16, hidden_size=12).eval()
+    clone.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        clone.classifier.bias.copy_(torch.tensor([10.0, -10.0] if towards == 0 else [-10.0, 10.0]))
+    return SentimentPipeline(clone, tiny_tokenizer, device=torch.device("cpu"), source="biased test model")
+
+
+@pytest.mark.parametrize("verdict", [0, 1])
+def test_highlight_colours_follow_the_verdict(tiny_sentiment, tiny_tokenizer, pipelines, verdict):
+    """Red (+) means towards the verdict whichever way it went: a negative verdict flips the log-odds' sign."""
+    sentiment = biased(tiny_sentiment, tiny_tokenizer, verdict)
+    text = "The plot was thin but the acting saved it"
+    probabilities, highlighted, _, notes = app.Handlers(sentiment, pipelines[1]).classify(text)
+    assert max(probabilities, key=probabilities.get) == sentiment.labels[verdict]
+    attributions = sentiment.explain(text).attributions
+    strongest = max(abs(a) for a in attributions)
+    sign = 1 if verdict == 1 else -1
+    assert [score for _, score in highlighted] == pytest.approx([sign * a / strongest for a in attributions],
+                                                                abs=1e-3)
+    assert any(a > 0 for a in attributions) and any(a < 0 for a in attributions)  # both colours are exercised
 
 
 def test_trajectory(client, pipelines):
@@ -154,10 +200,17 @@ def test_classify_bad_input(client, pipelines):
         assert "\x00" not in joined(highlighted) and "\u202e" not in joined(highlighted), name
 
     # 1 MB: a verdict, and the page says what the model read.
-    label, highlighted, _, notes = client.predict("great movie. " * 80_000, api_name="/classify")
+    long_text = "great movie. " * 80_000
+    label, highlighted, _, notes = client.predict(long_text, api_name="/classify")
     assert label["label"] in sentiment.labels
     assert f"Truncated to {sentiment.max_tokens} tokens" in notes
-    assert any("middle skipped" in span["token"] for span in highlighted)
+    # The skipped middle sits exactly where the kept start ends: the start's spans, the mark, the end's spans.
+    [skipped] = [i for i, span in enumerate(highlighted) if "middle skipped" in span["token"]]
+    explanation = sentiment.explain(show.clip(long_text, "head_tail")[0])
+    cut = explanation.middle_skipped_at
+    assert cut == sentiment.max_tokens // 2
+    head = show.text_spans(sentiment.tokenizer, explanation.ids[:cut], explanation.attributions[:cut])
+    assert skipped == len(head) and joined(highlighted[:skipped]) == "".join(s.text for s in head)
 
 
 # -- /next_words -------------------------------------------------------------------------------------------------
@@ -334,12 +387,12 @@ def test_metrics_come_from_the_checkpoint_folder(tmp_path, pipelines):
     folder = tmp_path / "checkpoints" / "sentiment"
     folder.mkdir(parents=True)
     local = type("P", (), {"folder": folder})()
-    assert "not measured yet" in app.metrics_markdown(local, "Sentiment model")
+    assert "not measured yet" in show.metrics_markdown(local, "Sentiment model")
     (folder / "metrics.json").write_text(json.dumps({
         "command": "python -m seqdemo.evaluate checkpoints/sentiment",
         "hardware": "CPU",
         "results": {"accuracy imdb": 0.8765},
     }))
-    card = app.metrics_markdown(local, "Sentiment model")
+    card = show.metrics_markdown(local, "Sentiment model")
     assert "0\\.8765" in card and "accuracy imdb" in card
-    assert "not measured yet" in app.metrics_markdown(sentiment, "Sentiment model")
+    assert "not measured yet" in show.metrics_markdown(sentiment, "Sentiment model")

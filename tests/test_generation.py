@@ -1,5 +1,6 @@
 """NextWordPipeline on a small untrained model: probabilities, sampling and scoring are consistent."""
 
+import copy
 import math
 import time
 
@@ -12,6 +13,14 @@ from seqdemo.generation import NextWordPipeline
 @pytest.fixture(scope="module")
 def lm(tiny_nextword, tiny_tokenizer):
     return NextWordPipeline(tiny_nextword, tiny_tokenizer, torch.device("cpu"), source="test")
+
+
+@pytest.fixture(scope="module")
+def lm64(tiny_nextword, tiny_tokenizer):
+    """The same untrained model in float64. Its next-token distributions are nearly flat, so the float32 noise
+    between a batched step and a fresh read could swap two near-tied argmaxes; in float64 (rounded to float32
+    afterwards) both ways agree."""
+    return NextWordPipeline(copy.deepcopy(tiny_nextword).double(), tiny_tokenizer, torch.device("cpu"), source="test")
 
 
 def test_next_words_are_whole_words_sorted_and_sum_at_most_one(lm):
@@ -45,7 +54,98 @@ def test_same_seed_same_text_and_it_streams(lm):
     assert a == b and a.startswith("The acting was")
     steps = list(lm.stream("The acting was", max_new_tokens=12, seed=3))
     assert steps[-1] == a and 1 <= len(steps) <= 12
-    assert all(later.startswith(earlier) or len(earlier) >= len(later) - 8 for earlier, later in zip(steps, steps[1:]))
+    # Update k is the text after k tokens: what a k-token generation with the same seed gives (sampling draws
+    # once per token, so the first k draws are the same).
+    assert steps == [lm.generate("The acting was", max_new_tokens=k, seed=3) for k in range(1, len(steps) + 1)]
+
+
+def greedy_tokens(lm, prompt: str, n: int) -> list[int]:
+    """The argmax continuation, each token found by reading the whole sequence again (no carried state)."""
+    ids, _ = lm.prompt_ids(prompt)
+    new: list[int] = []
+    for _ in range(n):
+        log_probs, _ = lm.read(ids + new)
+        new.append(int(log_probs.masked_fill(lm.never_sampled, -math.inf).argmax()))
+    return new
+
+
+def test_the_stream_adds_one_token_per_update_in_reading_order(lm64):
+    lm = lm64  # float64: the carried state and the fresh reads pick the same argmax (see lm64)
+    prompt = "The plot was"
+    new = greedy_tokens(lm, prompt, 8)
+    assert lm.tokenizer.eos_id not in new and len(set(new)) > 1  # a continuation whose order shows
+    ids, _ = lm.prompt_ids(prompt)
+    prompt_text = lm.tokenizer.decode(ids)
+    expected = [prompt + lm.tokenizer.decode(ids + new[:k])[len(prompt_text):] for k in range(1, 9)]
+    assert list(lm.stream(prompt, max_new_tokens=8, temperature=0)) == expected
+
+
+def draws(lm, log_probs, n: int = 300, **settings) -> set[int]:
+    generator = torch.Generator().manual_seed(0)
+    return {lm.sample(log_probs, generator=generator, **settings) for _ in range(n)}
+
+
+def test_top_k_keeps_only_the_k_likeliest_tokens(lm):
+    log_probs = torch.full((lm.never_sampled.numel(),), -math.inf)
+    allowed = [i for i in range(len(log_probs)) if not lm.never_sampled[i]][:6]
+    log_probs[allowed] = torch.tensor([0.30, 0.25, 0.20, 0.15, 0.06, 0.04]).log()
+    assert draws(lm, log_probs, temperature=1.0, top_k=0, top_p=1.0) == set(allowed)  # unfiltered: all six
+    assert draws(lm, log_probs, temperature=1.0, top_k=2, top_p=1.0) == set(allowed[:2])
+
+
+def test_top_p_keeps_the_smallest_set_that_reaches_p(lm):
+    log_probs = torch.full((lm.never_sampled.numel(),), -math.inf)
+    allowed = [i for i in range(len(log_probs)) if not lm.never_sampled[i]][:4]
+    log_probs[allowed] = torch.tensor([0.5, 0.3, 0.15, 0.05]).log()
+    assert draws(lm, log_probs, temperature=1.0, top_k=0, top_p=1.0) == set(allowed)
+    assert draws(lm, log_probs, temperature=1.0, top_k=0, top_p=0.75) == set(allowed[:2])  # 0.5 < 0.75 <= 0.8
+    assert draws(lm, log_probs, temperature=1.0, top_k=0, top_p=0.5) == set(allowed[:1])
+
+
+def reference_next_words(lm, prompt: str, candidates: int, max_pieces: int) -> tuple[dict[str, float], dict]:
+    """next_words computed the slow way: each candidate word built piece by piece by reading the whole prompt
+    again (no carried state), its probability the product of its pieces', candidates that spell the same word
+    added up. Returns ({word: probability}, {word: the most pieces a candidate spelling it had})."""
+    ids, _ = lm.prompt_ids(prompt)
+    log_probs, _ = lm.read(ids)
+    # Only pieces that start a word are candidates (a tiny vocabulary may hold fewer than `candidates`).
+    starts = log_probs.masked_fill(~lm.word_starts, -math.inf).topk(min(candidates, int(lm.word_starts.sum())))
+    expected: dict[str, float] = {}
+    pieces_of: dict[str, int] = {}
+    for first_log_prob, first in zip(starts.values.tolist(), starts.indices.tolist()):
+        pieces, total = [first], first_log_prob
+        for _ in range(max_pieces - 1):
+            following, _ = lm.read(ids + pieces)
+            best = int(following.argmax())
+            if lm.word_starts[best] or best == lm.tokenizer.eos_id:
+                break
+            pieces.append(best)
+            total += float(following[best])
+        word = lm.tokenizer.decode(pieces).strip()
+        expected[word] = expected.get(word, 0.0) + math.exp(total)
+        pieces_of[word] = max(pieces_of.get(word, 0), len(pieces))
+    return expected, pieces_of
+
+
+def test_a_multi_piece_word_gets_the_product_of_its_pieces(lm64):
+    lm = lm64
+    expected, pieces_of = reference_next_words(lm, "The movie", candidates=64, max_pieces=4)
+    words = dict(lm.next_words("The movie", k=64, candidates=64, max_pieces=4))
+    assert any(pieces_of[w] > 1 for w in words)  # the test is about multi-piece words: there must be some
+    assert words.keys() == expected.keys()
+    for word, probability in words.items():
+        assert probability == pytest.approx(expected[word], rel=1e-4)
+
+
+def test_candidates_that_spell_the_same_word_add_up(lm64, monkeypatch):
+    """Two spellings of one word are one event: a stand-in decode that spells every candidate whose first piece
+    has an even id as "even" (the rest "odd") must give "even" the sum of those candidates' probabilities."""
+    lm = lm64
+    monkeypatch.setattr(lm.tokenizer, "decode", lambda ids: " even" if list(ids)[0] % 2 == 0 else " odd")
+    expected, _ = reference_next_words(lm, "The movie", candidates=16, max_pieces=3)
+    words = dict(lm.next_words("The movie", k=2, candidates=16, max_pieces=3))
+    assert words.keys() == {"even", "odd"}
+    assert words == pytest.approx(expected, rel=1e-4)
 
 
 def test_greedy_decoding_follows_the_argmax(lm):

@@ -45,7 +45,7 @@ def point_hub_at(monkeypatch, url: str) -> None:
 
 @pytest.fixture
 def hub_env(tmp_path, monkeypatch, tiny_checkpoints):
-    """A private HF_HOME and cache, no token, online, short timeouts, CHECKPOINTS = the tiny local checkpoints."""
+    """A private HF_HOME and cache, no token, online, short timeouts."""
     home = tmp_path / "hf"
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
@@ -59,8 +59,13 @@ def hub_env(tmp_path, monkeypatch, tiny_checkpoints):
     unset = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", *hub.REPO_ENV.values())
     for name in unset:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(hub, "CHECKPOINTS", tiny_checkpoints["sentiment"].parent)
     return home / "hub"
+
+
+@pytest.fixture
+def local(tiny_checkpoints) -> Path:
+    """The folder passed as `checkpoints`: its sentiment/ and nextword/ are the tiny local checkpoints."""
+    return tiny_checkpoints["sentiment"].parent
 
 
 @pytest.fixture
@@ -136,13 +141,14 @@ def test_parse_repo_rejects(spec):
 # -- downloads and the cache ---------------------------------------------------------------------------------------
 
 
-def test_first_download_loads_the_served_weights(fake_hub, hub_env, tiny_checkpoints, tiny_sentiment, seqdemo_log):
+def test_first_download_loads_the_served_weights(fake_hub, hub_env, tiny_checkpoints, tiny_sentiment, seqdemo_log,
+                                                  local):
     files = served(tiny_checkpoints["sentiment"], {})
     files["pytorch_model.bin"] = b"a pickle that must never be fetched"
     files["extras/notes.txt"] = b"not part of a checkpoint"
     sha = fake_hub.add_repo("owner/sentiment", files)
 
-    folder, source = fetch_checkpoint("sentiment", "owner/sentiment")
+    folder, source = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
 
     assert source == f"owner/sentiment@{sha}"
     assert folder.name == sha and hub_env in folder.parents  # a snapshot in the Hub cache
@@ -155,13 +161,13 @@ def test_first_download_loads_the_served_weights(fake_hub, hub_env, tiny_checkpo
     assert seqdemo_log() == []  # a Hub load is not worth a line
 
 
-def test_cache_is_reused_when_the_server_is_down(fake_hub, tiny_checkpoints, tiny_sentiment, seqdemo_log):
+def test_cache_is_reused_when_the_server_is_down(fake_hub, tiny_checkpoints, tiny_sentiment, seqdemo_log, local):
     sha = fake_hub.add_repo("owner/sentiment", tiny_checkpoints["sentiment"])
-    first, _ = fetch_checkpoint("sentiment", "owner/sentiment")
+    first, _ = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
     fake_hub.stop()
 
     started = time.monotonic()
-    folder, source = fetch_checkpoint("sentiment", "owner/sentiment")
+    folder, source = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
 
     assert time.monotonic() - started < 5
     assert folder == first
@@ -172,18 +178,18 @@ def test_cache_is_reused_when_the_server_is_down(fake_hub, tiny_checkpoints, tin
     assert "cached snapshot" in record.getMessage()
 
 
-def test_second_load_with_server_up_downloads_nothing(fake_hub, tiny_checkpoints):
+def test_second_load_with_server_up_downloads_nothing(fake_hub, tiny_checkpoints, local):
     sha = fake_hub.add_repo("owner/sentiment", tiny_checkpoints["sentiment"])
-    fetch_checkpoint("sentiment", "owner/sentiment")
+    fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
     fake_hub.requests.clear()
 
-    folder, source = fetch_checkpoint("sentiment", "owner/sentiment")
+    folder, source = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
 
     assert source == f"owner/sentiment@{sha}"  # the Hub confirmed the commit: no "(cache)"
     assert not [path for _, path in fake_hub.requests if "/resolve/" in path]
 
 
-def test_env_var_with_revision(fake_hub, monkeypatch, tmp_path, tiny_checkpoints, tiny_sentiment):
+def test_env_var_with_revision(fake_hub, monkeypatch, tmp_path, tiny_checkpoints, tiny_sentiment, local):
     torch.manual_seed(1)
     other = SentimentClassifier(vocab_size=tiny_sentiment.embedding.num_embeddings, embed_dim=16, hidden_size=12)
     other_folder = tmp_path / "sentiment-main"
@@ -193,43 +199,44 @@ def test_env_var_with_revision(fake_hub, monkeypatch, tmp_path, tiny_checkpoints
     sha_v1 = fake_hub.add_repo("owner/sentiment", tiny_checkpoints["sentiment"], revision="v1", tags=("release",))
     monkeypatch.setenv("SEQDEMO_SENTIMENT_REPO", "owner/sentiment@v1")
 
-    folder, source = fetch_checkpoint("sentiment")
+    folder, source = fetch_checkpoint("sentiment", checkpoints=local)
 
     assert source == f"owner/sentiment@{sha_v1}"
     assert ("GET", "/api/models/owner/sentiment/revision/v1") in fake_hub.requests
     assert same_weights(load_model(SentimentClassifier, folder), tiny_sentiment)
     # an explicit revision overrides the one in the variable; a tag resolves to its commit
-    assert fetch_checkpoint("sentiment", revision="release")[1] == f"owner/sentiment@{sha_v1}"
+    assert fetch_checkpoint("sentiment", revision="release", checkpoints=local)[1] == f"owner/sentiment@{sha_v1}"
 
 
-def test_commit_sha_revision_and_its_cache(fake_hub, tiny_checkpoints):
+def test_commit_sha_revision_and_its_cache(fake_hub, tiny_checkpoints, local):
     sha = fake_hub.add_repo("owner/sentiment", tiny_checkpoints["sentiment"])
-    folder, source = fetch_checkpoint("sentiment", f"owner/sentiment@{sha}")
+    folder, source = fetch_checkpoint("sentiment", f"owner/sentiment@{sha}", checkpoints=local)
     assert source == f"owner/sentiment@{sha}" and folder.name == sha
     fake_hub.stop()
-    assert fetch_checkpoint("sentiment", "owner/sentiment", revision=sha) == (folder, f"owner/sentiment@{sha} (cache)")
+    cached = fetch_checkpoint("sentiment", "owner/sentiment", revision=sha, checkpoints=local)
+    assert cached == (folder, f"owner/sentiment@{sha} (cache)")
 
 
-def test_bad_env_var_names_the_variable(hub_env, monkeypatch):
+def test_bad_env_var_names_the_variable(hub_env, monkeypatch, local):
     monkeypatch.setenv("SEQDEMO_NEXTWORD_REPO", "just-a-name")
     with pytest.raises(ValueError, match="SEQDEMO_NEXTWORD_REPO"):
-        fetch_checkpoint("nextword")
+        fetch_checkpoint("nextword", checkpoints=local)
 
 
 # -- fallbacks -----------------------------------------------------------------------------------------------------
 
 
-def test_no_repo_configured(hub_env, tiny_checkpoints, seqdemo_log):
-    folder, source = fetch_checkpoint("sentiment")
+def test_no_repo_configured(hub_env, tiny_checkpoints, seqdemo_log, local):
+    folder, source = fetch_checkpoint("sentiment", checkpoints=local)
     assert folder == tiny_checkpoints["sentiment"]
     assert source == "local checkpoints/sentiment (no Hub repo configured)"
     [record] = seqdemo_log()
     assert record.levelno == logging.INFO and "SEQDEMO_SENTIMENT_REPO" in record.getMessage()
 
 
-def test_wrong_revision_falls_back(fake_hub, tiny_checkpoints, seqdemo_log):
+def test_wrong_revision_falls_back(fake_hub, tiny_checkpoints, seqdemo_log, local):
     fake_hub.add_repo("owner/sentiment", tiny_checkpoints["sentiment"])
-    folder, source = fetch_checkpoint("sentiment", "owner/sentiment@no-such-branch")
+    folder, source = fetch_checkpoint("sentiment", "owner/sentiment@no-such-branch", checkpoints=local)
     assert folder == tiny_checkpoints["sentiment"]
     assert source == "local checkpoints/sentiment (revision no-such-branch not found in owner/sentiment)"
     [record] = seqdemo_log()
@@ -237,22 +244,22 @@ def test_wrong_revision_falls_back(fake_hub, tiny_checkpoints, seqdemo_log):
     assert "revision no-such-branch not found in owner/sentiment" in record.getMessage()
 
 
-def test_missing_repo_falls_back(fake_hub, tiny_checkpoints, seqdemo_log):
-    folder, source = fetch_checkpoint("nextword", "owner/nowhere")
+def test_missing_repo_falls_back(fake_hub, tiny_checkpoints, seqdemo_log, local):
+    folder, source = fetch_checkpoint("nextword", "owner/nowhere", checkpoints=local)
     assert folder == tiny_checkpoints["nextword"]
     assert source == "local checkpoints/nextword (repo owner/nowhere not found on the Hub)"
     [record] = seqdemo_log()
     assert record.levelno == logging.WARNING and "owner/nowhere not found" in record.getMessage()
 
 
-def test_unreachable_hub_falls_back_fast(hub_env, monkeypatch, tiny_checkpoints, seqdemo_log):
+def test_unreachable_hub_falls_back_fast(hub_env, monkeypatch, tiny_checkpoints, seqdemo_log, local):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     point_hub_at(monkeypatch, f"http://127.0.0.1:{port}")
 
     started = time.monotonic()
-    folder, source = fetch_checkpoint("sentiment", "owner/sentiment")
+    folder, source = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
 
     assert time.monotonic() - started < 5
     assert folder == tiny_checkpoints["sentiment"]
@@ -261,11 +268,51 @@ def test_unreachable_hub_falls_back_fast(hub_env, monkeypatch, tiny_checkpoints,
     assert record.levelno == logging.WARNING and "unreachable" in record.getMessage()
 
 
-def test_offline_falls_back_without_any_request(fake_hub, monkeypatch, tiny_checkpoints, seqdemo_log):
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_a_failing_hub_uses_the_cached_snapshot(fake_hub, monkeypatch, tiny_checkpoints, seqdemo_log, local, status):
+    """A 5xx or a 429 says nothing about the repo: the snapshot already in the cache is still the right one."""
+    sha = fake_hub.add_repo("owner/sentiment", tiny_checkpoints["sentiment"])
+    first, _ = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
+    fake_hub.fail_with(status)
+    sleep_for_retries(monkeypatch)
+
+    folder, source = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
+
+    assert (folder, source) == (first, f"owner/sentiment@{sha} (cache)")
+    assert any(path == "/api/models/owner/sentiment" for _, path in fake_hub.requests[-3:])  # it did ask
+    [record] = seqdemo_log()[-1:]
+    assert record.levelno == logging.WARNING and "cached snapshot" in record.getMessage()
+
+
+@pytest.mark.parametrize("status", [502, 429])
+def test_a_failing_hub_without_a_cache_falls_back_to_local(fake_hub, monkeypatch, tiny_checkpoints, seqdemo_log,
+                                                           local, status):
+    fake_hub.add_repo("owner/sentiment", tiny_checkpoints["sentiment"])
+    fake_hub.fail_with(status)
+    sleep_for_retries(monkeypatch)
+
+    folder, source = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
+
+    assert folder == tiny_checkpoints["sentiment"]
+    assert source.startswith("local checkpoints/sentiment (")
+    [record] = seqdemo_log()
+    assert record.levelno == logging.WARNING and "loading local checkpoints/sentiment" in record.getMessage()
+
+
+def sleep_for_retries(monkeypatch) -> None:
+    """huggingface_hub may retry a 5xx or 429 after a pause: no real pauses in a test."""
+    from huggingface_hub.utils import _http
+
+    if hasattr(_http, "time"):
+        monkeypatch.setattr(_http, "time", SimpleNamespace(sleep=lambda seconds: None, time=time.time,
+                                                           monotonic=time.monotonic))
+
+
+def test_offline_falls_back_without_any_request(fake_hub, monkeypatch, tiny_checkpoints, seqdemo_log, local):
     fake_hub.add_repo("owner/sentiment", tiny_checkpoints["sentiment"])
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # set after huggingface_hub's import: read at call time
 
-    folder, source = fetch_checkpoint("sentiment", "owner/sentiment")
+    folder, source = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
 
     assert folder == tiny_checkpoints["sentiment"]
     assert source == "local checkpoints/sentiment (HF_HUB_OFFLINE=1)"
@@ -274,35 +321,35 @@ def test_offline_falls_back_without_any_request(fake_hub, monkeypatch, tiny_chec
     assert record.levelno == logging.WARNING and "HF_HUB_OFFLINE=1" in record.getMessage()
 
 
-def test_offline_uses_a_cached_snapshot(fake_hub, monkeypatch, tiny_checkpoints):
+def test_offline_uses_a_cached_snapshot(fake_hub, monkeypatch, tiny_checkpoints, local):
     sha = fake_hub.add_repo("owner/sentiment", tiny_checkpoints["sentiment"])
-    first, _ = fetch_checkpoint("sentiment", "owner/sentiment")
+    first, _ = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
     fake_hub.requests.clear()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
-    assert fetch_checkpoint("sentiment", "owner/sentiment") == (first, f"owner/sentiment@{sha} (cache)")
+    cached = fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
+    assert cached == (first, f"owner/sentiment@{sha} (cache)")
     assert fake_hub.requests == []
 
 
-def test_missing_local_folder_is_a_clear_error(hub_env, monkeypatch, tmp_path):
-    monkeypatch.setattr(hub, "CHECKPOINTS", tmp_path / "nothing-here")
+def test_missing_local_folder_is_a_clear_error(hub_env, tmp_path):
     with pytest.raises(FileNotFoundError, match="no Hub repo configured"):
-        fetch_checkpoint("sentiment")
+        fetch_checkpoint("sentiment", checkpoints=tmp_path / "nothing-here")
 
 
 # -- bad checkpoints -----------------------------------------------------------------------------------------------
 
 
-def test_truncated_weights_name_the_file(fake_hub, tiny_checkpoints):
+def test_truncated_weights_name_the_file(fake_hub, tiny_checkpoints, local):
     weights = (tiny_checkpoints["sentiment"] / "model.safetensors").read_bytes()
     half = weights[: len(weights) // 2]
     fake_hub.add_repo("owner/cut", served(tiny_checkpoints["sentiment"], {"model.safetensors": half}))
-    folder, _ = fetch_checkpoint("sentiment", "owner/cut")
+    folder, _ = fetch_checkpoint("sentiment", "owner/cut", checkpoints=local)
     with pytest.raises(CheckpointError, match="model.safetensors"):
         load_model(SentimentClassifier, folder)
 
 
-def test_transfer_cut_short_names_the_file(fake_hub, monkeypatch, tiny_checkpoints, tmp_path):
+def test_transfer_cut_short_names_the_file(fake_hub, monkeypatch, tiny_checkpoints, tmp_path, local):
     from huggingface_hub import file_download
 
     monkeypatch.setattr(file_download, "time", SimpleNamespace(sleep=lambda seconds: None))  # its 1 s retry pauses
@@ -310,7 +357,7 @@ def test_transfer_cut_short_names_the_file(fake_hub, monkeypatch, tiny_checkpoin
     fake_hub.cut_transfer("owner/flaky", "model.safetensors", 1000)
 
     with pytest.raises(CheckpointError, match="model.safetensors from owner/flaky arrived truncated"):
-        fetch_checkpoint("sentiment", "owner/flaky")
+        fetch_checkpoint("sentiment", "owner/flaky", checkpoints=local)
     gets = [p for m, p in fake_hub.requests if m == "GET" and p.endswith("/model.safetensors")]
     assert len(gets) > 1  # huggingface_hub resumed before giving up
     sha256 = hashlib.sha256((tiny_checkpoints["sentiment"] / "model.safetensors").read_bytes()).hexdigest()
@@ -351,7 +398,7 @@ def test_missing_or_extra_weights_are_refused(tmp_path, tiny_checkpoints, tiny_s
         load_model(SentimentClassifier, folder)
 
 
-def test_pickle_only_repo_is_refused(fake_hub, tiny_checkpoints, tiny_sentiment):
+def test_pickle_only_repo_is_refused(fake_hub, tiny_checkpoints, tiny_sentiment, local):
     buffer = io.BytesIO()
     torch.save(tiny_sentiment.state_dict(), buffer)
     files = served(tiny_checkpoints["sentiment"], {"model.safetensors": None})
@@ -360,7 +407,7 @@ def test_pickle_only_repo_is_refused(fake_hub, tiny_checkpoints, tiny_sentiment)
     fake_hub.add_repo("owner/pickled", files)
 
     with pytest.raises(CheckpointError) as error:
-        fetch_checkpoint("sentiment", "owner/pickled")
+        fetch_checkpoint("sentiment", "owner/pickled", checkpoints=local)
 
     message = str(error.value)
     assert "owner/pickled" in message and "pytorch_model.bin" in message and "only loads safetensors" in message
@@ -375,10 +422,10 @@ def test_pickle_only_folder_is_refused(tmp_path, tiny_checkpoints):
         load_model(NextWordLSTM, folder)
 
 
-def test_repo_without_tokenizer_is_refused(fake_hub, tiny_checkpoints):
+def test_repo_without_tokenizer_is_refused(fake_hub, tiny_checkpoints, local):
     fake_hub.add_repo("owner/no-tok", served(tiny_checkpoints["nextword"], {"tokenizer.model": None}))
     with pytest.raises(CheckpointError, match="tokenizer.model"):
-        fetch_checkpoint("nextword", "owner/no-tok")
+        fetch_checkpoint("nextword", "owner/no-tok", checkpoints=local)
 
 
 # -- models --------------------------------------------------------------------------------------------------------
@@ -394,11 +441,11 @@ def test_load_model_restores_the_tied_decoder(tiny_checkpoints, tiny_nextword):
     assert torch.equal(nextword_logits(model), nextword_logits(tiny_nextword))
 
 
-def test_load_nextword_from_the_hub(fake_hub, tiny_checkpoints, tiny_nextword, tiny_tokenizer):
+def test_load_nextword_from_the_hub(fake_hub, tiny_checkpoints, tiny_nextword, tiny_tokenizer, local):
     from seqdemo.generation import NextWordPipeline
 
     sha = fake_hub.add_repo("owner/nextword", tiny_checkpoints["nextword"])
-    pipe = hub.load("nextword", "owner/nextword", device="cpu")
+    pipe = hub.load("nextword", "owner/nextword", device="cpu", checkpoints=local)
 
     assert isinstance(pipe, NextWordPipeline)
     assert pipe.source == f"owner/nextword@{sha}"
@@ -409,19 +456,19 @@ def test_load_nextword_from_the_hub(fake_hub, tiny_checkpoints, tiny_nextword, t
     assert pipe.tokenizer.encode("The plot was thin.") == tiny_tokenizer.encode("The plot was thin.")
 
 
-def test_load_sentiment_falls_back_to_local(hub_env, tiny_sentiment):
+def test_load_sentiment_falls_back_to_local(hub_env, tiny_sentiment, local):
     from seqdemo.sentiment import SentimentPipeline
 
-    pipe = hub.load("sentiment", device="cpu")
+    pipe = hub.load("sentiment", device="cpu", checkpoints=local)
     assert isinstance(pipe, SentimentPipeline)
     assert pipe.source == "local checkpoints/sentiment (no Hub repo configured)"
     assert torch.equal(sentiment_logits(pipe.model), sentiment_logits(tiny_sentiment))
 
 
-def test_load_refuses_a_corrupt_tokenizer(fake_hub, tiny_checkpoints):
+def test_load_refuses_a_corrupt_tokenizer(fake_hub, tiny_checkpoints, local):
     fake_hub.add_repo("owner/bad-tok", served(tiny_checkpoints["sentiment"], {"tokenizer.model": b"not sentencepiece"}))
     with pytest.raises(CheckpointError, match="tokenizer.model"):
-        hub.load("sentiment", "owner/bad-tok", device="cpu")
+        hub.load("sentiment", "owner/bad-tok", device="cpu", checkpoints=local)
 
 
 def test_unknown_kind(hub_env):

@@ -73,3 +73,32 @@ def test_config_travels_inside_the_checkpoint(tmp_path):
     again = SentimentClassifier.from_pretrained(tmp_path)
     assert isinstance(again.rnn, torch.nn.GRU) and again.labels == ["neg", "pos"]
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
+
+
+def test_locked_dropout_keeps_one_mask_per_sequence():
+    from seqdemo.models import locked_dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(3, 6, 40)
+    dropped = locked_dropout(x, 0.5, training=True)
+    assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))  # the same units dropped at every step
+    assert not torch.equal(dropped[0], dropped[1])  # but each sequence has its own mask
+    assert set(dropped.unique().tolist()) == {0.0, 2.0}  # survivors scaled by 1 / (1 - p)
+    assert torch.equal(locked_dropout(x, 0.5, training=False), x)
+
+
+def test_language_model_regularisation_acts_only_while_training():
+    torch.manual_seed(0)
+    plain = NextWordLSTM(vocab_size=50, embed_dim=16, hidden_size=16, num_layers=2, dropout=0.0)
+    regularised = NextWordLSTM(vocab_size=50, embed_dim=16, hidden_size=16, num_layers=2, dropout=0.0,
+                               embedding_dropout=0.3, weight_drop=0.5)
+    regularised.load_state_dict(plain.state_dict())
+    ids = torch.randint(0, 50, (2, 9))
+    with torch.no_grad():
+        assert torch.equal(plain.eval()(ids)[0], regularised.eval()(ids)[0])
+        stored = regularised.rnn.weight_hh_l1.clone()
+        train_out = regularised.train()(ids)[0]
+    assert not torch.allclose(train_out, plain(ids)[0])
+    assert torch.equal(regularised.rnn.weight_hh_l1, stored)  # DropConnect masks a copy, never the weight itself
+    regularised(ids)[0].sum().backward()
+    assert regularised.rnn.weight_hh_l1.grad is not None and regularised.rnn.weight_hh_l1.grad.abs().sum() > 0

@@ -106,3 +106,22 @@ def test_trajectory_ends_at_the_prediction(clf):
     assert trajectory[-1][1] == pytest.approx(clf.predict(text)[0]["probabilities"]["positive"], abs=1e-5)
     long = clf.trajectory("word " * 300, points=16)
     assert len(long) == 16 and long[-1][0] == len(clf.encode("word " * 300)[0])
+
+
+@pytest.mark.parametrize("direction", [0, 1])
+def test_unit_contributions_split_the_decisions_margin(clf, direction):
+    """Each unit's pooled value times its weight towards the decision: over both directions, plus the biases,
+    they make up the margin between the two logits."""
+    text = "The plot was thin but the acting saved it"
+    ids, _ = clf.encode(text)
+    contributions = clf.unit_contributions(ids, direction)
+    assert contributions.decision == clf.predict(text)[0]["label"]
+    values = contributions.contributions.tolist()
+    assert len(values) == clf.model.rnn.hidden_size
+    assert [values[u] for u in contributions.order] == sorted(values, reverse=True)
+    both = torch.cat([clf.unit_contributions(ids, d).contributions for d in (0, 1)])
+    explanation = clf.explain(text)
+    decided = clf.labels.index(contributions.decision)
+    bias = clf.model.classifier.bias.detach()
+    margin = explanation.log_odds if decided == 1 else -explanation.log_odds
+    assert float(both.sum() + bias[decided] - bias[1 - decided]) == pytest.approx(margin, abs=1e-4)

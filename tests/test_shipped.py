@@ -35,7 +35,7 @@ def test_checkpoints_are_complete_and_small():
             assert (folder / name).is_file(), f"{kind}/{name}"
         assert "## Test metrics" in (folder / "README.md").read_text()
         total += sum(f.stat().st_size for f in folder.iterdir())
-    assert total <= 30 * 2**20
+    assert total <= 40 * 2**20  # the bound for all of checkpoints/
 
 
 def test_the_model_cards_quote_the_measured_metrics():

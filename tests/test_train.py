@@ -1,6 +1,8 @@
 """Training on a tiny slice: the loss falls, the checkpoint is complete and reloads to identical outputs."""
 
+import dataclasses
 import json
+import shlex
 
 import pytest
 import torch
@@ -23,9 +25,15 @@ def tiny_splits():
 def test_language_model_loss_falls_and_checkpoint_reloads(tmp_path, tiny_splits):
     args = train.parse_args(["nextword", "--out", str(tmp_path / "lm"), "--vocab-size", "300", "--hidden-size", "32",
                              "--batch-size", "4", "--bptt", "16", "--epochs", "3", "--lr", "1e-2", "--dropout", "0"])
-    model, tokenizer, recipe = train.train(args, tiny_splits)
+    saved = []
+    result = train.train(args, tiny_splits, checkpoint=lambda *best: saved.append(best))
+    model, tokenizer, recipe = result.model, result.tokenizer, result.recipe
     losses = [epoch["valid_loss"] for epoch in recipe["history"]]
     assert losses[-1] < losses[0] - 0.5, losses
+    assert len(saved) == 3  # each epoch improved, and each new best was handed over to be written
+    # The recorded command rebuilds the very configuration (config.json carries the architecture, this the recipe).
+    rebuilt = train.parse_args(shlex.split(recipe["command"])[3:])
+    assert rebuilt == dataclasses.replace(args, precision=recipe["precision"])
     train.save(model, tokenizer, args.out, recipe)
     for name in ("config.json", "model.safetensors", "tokenizer.model", "README.md", "training.json"):
         assert (args.out / name).exists(), name
@@ -41,11 +49,13 @@ def test_language_model_loss_falls_and_checkpoint_reloads(tmp_path, tiny_splits)
 def test_classifier_loss_falls_from_a_language_model(tmp_path, tiny_splits):
     lm_args = train.parse_args(["nextword", "--vocab-size", "300", "--hidden-size", "24", "--batch-size", "4",
                                 "--bptt", "16", "--epochs", "1", "--dropout", "0"])
-    lm, tokenizer, recipe = train.train(lm_args, tiny_splits)
-    train.save(lm, tokenizer, tmp_path / "lm", recipe)
+    lm_result = train.train(lm_args, tiny_splits)
+    lm = lm_result.model
+    train.save(lm, lm_result.tokenizer, tmp_path / "lm", lm_result.recipe)
     args = train.parse_args(["sentiment", "--init-from", str(tmp_path / "lm"), "--hidden-size", "24", "--epochs", "8",
                              "--batch-size", "8", "--lr", "2e-2", "--dropout", "0", "--casual-fraction", "0.5"])
-    model, tokenizer, recipe = train.train(args, tiny_splits)
+    result = train.train(args, tiny_splits)
+    model, tokenizer, recipe = result.model, result.tokenizer, result.recipe
     assert recipe["history"][-1]["valid_accuracy"] >= 0.9, recipe["history"]
     # The classifier began from the language model: same tokenizer, embedding trained on from the LM's.
     assert tokenizer.vocab_size == lm.embedding.num_embeddings
@@ -65,3 +75,32 @@ def test_transfer_copies_the_first_layer_both_ways():
     assert torch.equal(clf.rnn.weight_hh_l0, lm.rnn.weight_hh_l0)
     assert torch.equal(clf.rnn.weight_hh_l0_reverse, lm.rnn.weight_hh_l0)
     assert len(copied) == 1 + 2 * 4  # embedding + (w_ih, w_hh, b_ih, b_hh) for each direction
+
+
+def test_help_shows_each_kinds_own_recipe(capsys):
+    for kind, hidden in (("nextword", "512"), ("sentiment", "256")):
+        with pytest.raises(SystemExit):
+            train.parse_args([kind, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert f"LSTM units (per direction) (default: {hidden})" in text
+
+
+def test_same_length_batches_keep_head_and_tail():
+    batch = [list(range(70)), list(range(100, 171)), list(range(200, 272))]
+    cut = train.same_length(batch)
+    assert {len(s) for s in cut} == {64}  # the shortest (70) rounded down to a multiple of 8
+    assert cut[0] == list(range(32)) + list(range(38, 70))
+    short = [[1, 2, 3, 4, 5, 6, 7, 8, 9], [11, 12, 13, 14, 15, 16, 17, 18, 19, 20]]
+    assert train.same_length(short) == [short[0], [11, 12, 13, 14, 16, 17, 18, 19, 20]]
+    uneven = [[1, 2, 3], [4, 5, 6, 7, 8, 9]]  # cutting would lose half of a text: left for padding
+    assert train.same_length(uneven) == uneven
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bf16_training_on_the_gpu(tmp_path, tiny_splits):
+    args = train.parse_args(["nextword", "--vocab-size", "300", "--hidden-size", "32", "--batch-size", "4", "--bptt",
+                             "16", "--epochs", "3", "--lr", "1e-2", "--dropout", "0", "--device", "cuda",
+                             "--precision", "bf16"])
+    recipe = train.train(args, tiny_splits).recipe
+    losses = [epoch["valid_loss"] for epoch in recipe["history"]]
+    assert recipe["precision"] == "bf16" and losses[-1] < losses[0] - 0.5, losses

@@ -1,0 +1,43 @@
+"""What the two pipelines share: a model, its tokenizer, where it runs, where its weights came from, and a gate
+trace of any text. `SentimentPipeline` (seqdemo.sentiment) and `NextWordPipeline` (seqdemo.generation) build on it,
+so code that only shows or moves a model (the app's inspector, ZeroGPU) takes either one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from seqdemo import gates
+from seqdemo.tokenizer import Tokenizer
+
+
+class Pipeline:
+    kind: ClassVar[str]  # "sentiment" or "nextword": the name seqdemo.load takes
+
+    def __init__(
+        self, model: torch.nn.Module, tokenizer: Tokenizer, device: torch.device, source: str,
+        folder: Path | None = None,
+    ):
+        self.model, self.tokenizer, self.device, self.source = model, tokenizer, device, source
+        self.folder = folder  # the checkpoint folder on disk (model card, metrics.json), when loaded from one
+        self.max_tokens: int = model.max_tokens
+
+    @property
+    def start_id(self) -> int | None:
+        """A token the model reads before any text (the language model's begin-of-text), or None."""
+        return None
+
+    def to(self, device: torch.device | str) -> "Pipeline":
+        """Moves the model to `device` (a no-op when it is there already); returns the pipeline."""
+        device = torch.device(device)
+        if device != self.device:
+            self.model.to(device)
+            self.device = device
+        return self
+
+    def gate_trace(self, text: str, max_tokens: int = 256) -> gates.TextTrace:
+        """Every gate, cell and hidden value of the recurrent layers over the text's first `max_tokens` tokens
+        (the start token, when the model reads one, counted among them). See seqdemo.gates.trace_text."""
+        return gates.trace_text(self.model, self.tokenizer, text, max_tokens=max_tokens, start_id=self.start_id)
