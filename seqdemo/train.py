@@ -300,7 +300,7 @@ def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[tor
         speed = round(tokens / (time.time() - started))
         return lm_loss(model, valid_rows, bptt, device, config.precision), speed
 
-    best, history = run_epochs(config, model, train_epoch, True, lambda m: on_best(m, tokenizer))
+    best, history = run_epochs(config, model, train_epoch, True, lambda m, h: on_best(m, tokenizer, h))
     return best, tokenizer, history, {"train_tokens_per_epoch": int(train_rows.numel())}
 
 
@@ -407,7 +407,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
         tqdm.write(f"epoch {epoch}: valid accuracy {valid}")
         return sum(valid.values()) / len(valid), speed  # the mean over sources, so the short RT sentences count
 
-    best, history = run_epochs(config, model, train_epoch, False, lambda m: on_best(m, tokenizer))
+    best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
     return best, tokenizer, history, {"transferred_from": str(config.init_from), "casual_copies": len(casual_rows)}
 
 
@@ -416,7 +416,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
 
 def run_epochs(config: TrainConfig, model, train_epoch, lower_is_better: bool, on_best) -> tuple[torch.nn.Module, list]:
     """Trains epoch after epoch within the time budget; returns the model of the best validation epoch and the
-    history. `on_best(model)` runs at each new best, so a run killed mid-way leaves its best epoch on disk."""
+    history. `on_best(model, history)` runs at each new best, so a run killed mid-way leaves its best epoch on disk."""
     started = time.time()
     deadline = started + config.max_minutes * 60 if config.max_minutes else math.inf
     best_state, best_value, history = None, None, []
@@ -426,7 +426,7 @@ def run_epochs(config: TrainConfig, model, train_epoch, lower_is_better: bool, o
         tqdm.write(f"epoch {epoch}: validation {value:.4f}, {speed} tokens/s")
         if best_value is None or (value < best_value if lower_is_better else value > best_value):
             best_value, best_state = value, copy.deepcopy(model.state_dict())
-            on_best(model)
+            on_best(model, history)
         if time.time() > deadline:
             tqdm.write(f"stopping: the {config.max_minutes}-minute budget is spent")
             break
@@ -455,9 +455,7 @@ def train(config: TrainConfig, splits: dict[str, list[Review]], checkpoint: Call
     precision = pick_precision(config.precision, device)
     config = dataclasses.replace(config, precision=precision)
     started = time.time()
-    history: list[Epoch] = []
-
-    def recipe(model, extra: dict) -> dict:
+    def recipe(model, history: list[Epoch], extra: dict) -> dict:
         metric = "valid_loss" if config.kind == "nextword" else "valid_accuracy"
         return {
             "kind": config.kind,
@@ -474,14 +472,13 @@ def train(config: TrainConfig, splits: dict[str, list[Review]], checkpoint: Call
             **extra,
         }
 
-    def on_best(model, tokenizer) -> None:
+    def on_best(model, tokenizer, history: list[Epoch]) -> None:
         if checkpoint is not None:
-            checkpoint(model, tokenizer, recipe(model, {}))
+            checkpoint(model, tokenizer, recipe(model, history, {}))
 
     trainer = train_nextword if config.kind == "nextword" else train_sentiment
-    model, tokenizer, epochs, extra = trainer(config, splits, device, on_best)
-    history[:] = epochs
-    return TrainResult(model, tokenizer, recipe(model, extra))
+    model, tokenizer, history, extra = trainer(config, splits, device, on_best)
+    return TrainResult(model, tokenizer, recipe(model, history, extra))
 
 
 def parse_args(argv=None) -> TrainConfig:

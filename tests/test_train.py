@@ -31,6 +31,8 @@ def test_language_model_loss_falls_and_checkpoint_reloads(tmp_path, tiny_splits)
     losses = [epoch["valid_loss"] for epoch in recipe["history"]]
     assert losses[-1] < losses[0] - 0.5, losses
     assert len(saved) == 3  # each epoch improved, and each new best was handed over to be written
+    # What a killed run leaves on disk records the epochs up to its best one.
+    assert [len(best[2]["history"]) for best in saved] == [1, 2, 3]
     # The recorded command rebuilds the very configuration (config.json carries the architecture, this the recipe).
     rebuilt = train.parse_args(shlex.split(recipe["command"])[3:])
     assert rebuilt == dataclasses.replace(args, precision=recipe["precision"])
