@@ -81,7 +81,8 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value != getattr(defaults, f.name):
-                parts.append(f"--{f.name.replace('_', '-')} {value}")
+                name = f"--{f.name.replace('_', '-')}"
+                parts.append(name if value is True else f"--no-{name[2:]}" if value is False else f"{name} {value}")
         return " ".join(parts)
 
 
@@ -95,6 +96,8 @@ class NextWordConfig(TrainConfig):
     embedding_dropout: float = flag(0.05, "share of words dropped from the embedding (AWD-LSTM)")
     weight_drop: float = flag(0.2, "DropConnect on the hidden-to-hidden weights (AWD-LSTM)")
     resume: Path | None = flag(None, "go on training this checkpoint: its weights and tokenizer, a fresh optimizer")
+    backward: bool = flag(False, "read every text right to left: a backward LM, which starts the classifier's "
+                          "backward direction (--backward-from)")
 
 
 @dataclass
@@ -104,7 +107,10 @@ class SentimentConfig(TrainConfig):
     kind: ClassVar[str] = "sentiment"
     hidden_size: int = flag(256, "LSTM units (per direction)")
     dropout: float = flag(0.3, "dropout on the embeddings and on the pooled features")
-    init_from: Path | None = flag(None, "language-model checkpoint to start from (its tokenizer and embedding)")
+    init_from: Path | None = flag(None, "language-model checkpoint to start from (its tokenizer, embedding and "
+                                  "first layer)")
+    backward_from: Path | None = flag(None, "backward language model (nextword --backward) whose first layer starts "
+                                      "the backward direction (default: the forward one's)")
     max_tokens: int = flag(512, "tokens the model reads per text (head and tail), saved in its config")
     train_tokens: int = flag(256, "tokens per text while training (head and tail)")
     pooling: str = flag("max", "max, mean or last: how the BiLSTM's states become one feature vector")
@@ -140,11 +146,12 @@ def seed_everything(seed: int) -> None:
 def bf16_supported(device: torch.device) -> bool:
     """Whether an LSTM runs under bf16 autocast here. GPUs with bf16 do; on the CPU it takes oneDNN's bf16 LSTM,
     which needs AVX-512 (BF16) or AMX: an AVX2-only CPU refuses it ("could not create a primitive descriptor")."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return False
     try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.nn.LSTM(8, 8)(torch.randn(2, 1, 8))
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out, _ = torch.nn.LSTM(8, 8).to(device)(torch.randn(2, 1, 8, device=device))
+        out.float().sum().backward()
         return True
     except RuntimeError:
         return False
@@ -196,11 +203,13 @@ def clip_and_step(optimizer, model, clip: float) -> float:
 # ----------------------------------------------------------------------------------------------- language model
 
 
-def token_stream(reviews: list[Review], tokenizer: Tokenizer) -> torch.Tensor:
-    """All texts as one long sequence, each one opened by <s> and closed by </s>."""
+def token_stream(reviews: list[Review], tokenizer: Tokenizer, backward: bool = False) -> torch.Tensor:
+    """All texts as one long sequence, each one opened by <s> and closed by </s> (backward: each text's tokens
+    reversed, so the model reads it as a BiLSTM's backward direction does)."""
     ids: list[int] = []
     for review in reviews:
-        ids += [tokenizer.bos_id, *tokenizer.encode(review.text), tokenizer.eos_id]
+        pieces = tokenizer.encode(review.text)
+        ids += [tokenizer.bos_id, *(pieces[::-1] if backward else pieces), tokenizer.eos_id]
     return torch.tensor(ids, dtype=torch.long)
 
 
@@ -267,8 +276,8 @@ def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[tor
         )
     model.to(device)
     texts = random.Random(config.seed).sample(splits["train"], len(splits["train"]))
-    train_rows = batchify(token_stream(texts, tokenizer), config.batch_size)
-    valid_rows = batchify(token_stream(imdb(splits["valid"]), tokenizer), 16)
+    train_rows = batchify(token_stream(texts, tokenizer, config.backward), config.batch_size)
+    valid_rows = batchify(token_stream(imdb(splits["valid"]), tokenizer, config.backward), 16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     windows = (train_rows.shape[1] - 1) // config.bptt
     steps = min(windows, config.steps_per_epoch or windows)
@@ -330,15 +339,16 @@ def same_length(sequences: list[list[int]], multiple: int = 8) -> list[list[int]
     return [head_and_tail(s, length) for s in sequences]
 
 
-def transfer_from_language_model(classifier: SentimentClassifier, lm: NextWordLSTM) -> list[torch.nn.Parameter]:
-    """Copies the LM's embedding and first LSTM layer into the classifier; returns the copied parameters."""
+def transfer_from_language_model(
+    classifier: SentimentClassifier, lm: NextWordLSTM, backward_lm: NextWordLSTM | None = None
+) -> list[torch.nn.Parameter]:
+    """Copies the LM's embedding and first LSTM layer into the classifier's forward direction, and the backward LM's
+    first layer (the forward LM's without one) into its backward direction; returns the copied parameters."""
     copied = [classifier.embedding.weight]
     classifier.embedding.weight.data.copy_(lm.embedding.weight.data)
-    for name, lm_param in lm.rnn.named_parameters():
-        if not name.endswith("_l0"):
-            continue
-        for suffix in ("", "_reverse"):  # the backward direction starts from the same features
-            param = getattr(classifier.rnn, name + suffix, None)
+    for suffix, source in (("", lm), ("_reverse", backward_lm or lm)):
+        for name, lm_param in source.rnn.named_parameters():
+            param = getattr(classifier.rnn, name + suffix, None) if name.endswith("_l0") else None
             if param is not None and param.shape == lm_param.shape:
                 param.data.copy_(lm_param.data)
                 copied.append(param)
@@ -349,6 +359,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     from seqdemo.hub import load_model
 
     lm = load_model(NextWordLSTM, Path(config.init_from)) if config.init_from else None
+    backward_lm = load_model(NextWordLSTM, Path(config.backward_from)) if config.backward_from else None
     tokenizer = Tokenizer.load(config.init_from) if config.init_from else Tokenizer.train(
         [r.text for r in splits["train"]], vocab_size=config.vocab_size
     )
@@ -363,7 +374,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
         pad_id=tokenizer.pad_id,
         max_tokens=config.max_tokens,
     )
-    pretrained = transfer_from_language_model(model, lm) if lm else []
+    pretrained = transfer_from_language_model(model, lm, backward_lm) if lm else []
     model.to(device)
     pretrained_ids = {id(p) for p in pretrained}
     new = [p for p in model.parameters() if id(p) not in pretrained_ids]
@@ -408,7 +419,10 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
         return sum(valid.values()) / len(valid), speed  # the mean over sources, so the short RT sentences count
 
     best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
-    return best, tokenizer, history, {"transferred_from": str(config.init_from), "casual_copies": len(casual_rows)}
+    return best, tokenizer, history, {
+        "transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
+        "casual_copies": len(casual_rows),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------- common
@@ -452,6 +466,8 @@ def train(config: TrainConfig, splits: dict[str, list[Review]], checkpoint: Call
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in float32
     precision = pick_precision(config.precision, device)
     config = dataclasses.replace(config, precision=precision)
     started = time.time()
@@ -489,6 +505,10 @@ def parse_args(argv=None) -> TrainConfig:
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         for f in dataclasses.fields(config_class):
             default = f.default
+            if isinstance(default, bool):
+                sub.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=default,
+                                 action=argparse.BooleanOptionalAction, help=f.metadata["help"])
+                continue
             kind_of_value = type(default) if default is not None else (Path if "Path" in str(f.type) else str)
             sub.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind_of_value, default=default,
                              choices=CHOICES.get(f.name), help=f.metadata["help"])
