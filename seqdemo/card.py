@@ -70,6 +70,11 @@ def write_model_card(folder: str | Path) -> Path:
             f"- time: {training.get('training_minutes', '?')} minutes on {training.get('hardware', '?')}",
             f"- validation by epoch: {json.dumps(training.get('history', []))}",
         ]
+        earlier = training.get("resumed_from")
+        while earlier:  # a resumed run goes on from these
+            lines.append(f"- resumed from: `{earlier.get('command', '?')}`, {earlier.get('training_minutes', '?')} "
+                         f"minutes on {earlier.get('hardware', '?')}")
+            earlier = earlier.get("resumed_from")
         trained_on = training.get("settings", {}).get("max_tokens")
         if "max_tokens" in config and trained_on and trained_on != config["max_tokens"]:
             # The reading length is not a weight: a classifier trained on shorter windows can read longer texts.

@@ -166,7 +166,9 @@ class SentimentPipeline(Pipeline):
         alphas = (torch.arange(steps, device=self.device, dtype=embedded.dtype) + 0.5) / steps
         path = (alphas.view(-1, 1, 1) * embedded).requires_grad_(True)
         lengths = torch.full((steps,), len(ids))
-        with torch.enable_grad():
+        # cuDNN's LSTM has no backward pass in eval mode ("cudnn RNN backward can only be called in training mode",
+        # seen on an H200): the native kernel gives the same gradients.
+        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
             # Gradients for the path alone: the weights' .grad stay untouched, so concurrent requests can't mix.
             (gradient,) = torch.autograd.grad(self.log_odds(path, lengths).sum(), path)
         per_token = (gradient.mean(0) * embedded[0]).sum(-1)

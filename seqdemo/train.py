@@ -6,9 +6,10 @@
 
 The language model comes first: it learns the tokenizer and English about movies from the review text. The
 classifier then starts from it, as in ULMFiT (Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text
-Classification"): the embedding and the first LSTM layer (both directions) are copied from the language model and
-trained with a smaller learning rate than the new layers (discriminative learning rates), held fixed at first
-(gradual unfreezing).
+Classification"): the embedding and the first LSTM layer are copied from the language model into the forward
+direction, and a backward language model's first layer (`nextword --backward`, each text read right to left) into the
+backward direction; the copied layers train with a smaller learning rate than the new ones (discriminative learning
+rates) and are held fixed at first (gradual unfreezing).
 
 Each run validates after every epoch and writes its best epoch as a complete checkpoint folder the moment it is
 reached (config.json, model.safetensors in float16, tokenizer.model, training.json, README.md), so a run that is
@@ -310,7 +311,11 @@ def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[tor
         return lm_loss(model, valid_rows, bptt, device, config.precision), speed
 
     best, history = run_epochs(config, model, train_epoch, True, lambda m, h: on_best(m, tokenizer, h))
-    return best, tokenizer, history, {"train_tokens_per_epoch": int(train_rows.numel())}
+    extra = {"train_tokens_per_epoch": int(train_rows.numel())}
+    previous = Path(config.resume or "") / TRAINING_FILE
+    if config.resume and previous.is_file():  # the whole chain of runs stays on record
+        extra["resumed_from"] = json.loads(previous.read_text())
+    return best, tokenizer, history, extra
 
 
 # ------------------------------------------------------------------------------------------------- classifier

@@ -70,13 +70,35 @@ def test_classifier_loss_falls_from_a_language_model(tmp_path, tiny_splits):
 def test_transfer_copies_the_first_layer_both_ways():
     from seqdemo.models import NextWordLSTM, SentimentClassifier
 
-    lm = NextWordLSTM(vocab_size=30, embed_dim=8, hidden_size=8)
+    lm, backward_lm = NextWordLSTM(vocab_size=30, embed_dim=8, hidden_size=8), NextWordLSTM(30, 8, 8)
     clf = SentimentClassifier(vocab_size=30, embed_dim=8, hidden_size=8)
     copied = train.transfer_from_language_model(clf, lm)
     assert torch.equal(clf.embedding.weight, lm.embedding.weight)
     assert torch.equal(clf.rnn.weight_hh_l0, lm.rnn.weight_hh_l0)
     assert torch.equal(clf.rnn.weight_hh_l0_reverse, lm.rnn.weight_hh_l0)
     assert len(copied) == 1 + 2 * 4  # embedding + (w_ih, w_hh, b_ih, b_hh) for each direction
+    # With a backward language model, the backward direction starts from it instead.
+    copied = train.transfer_from_language_model(clf, lm, backward_lm)
+    assert torch.equal(clf.rnn.weight_ih_l0, lm.rnn.weight_ih_l0)
+    assert torch.equal(clf.rnn.weight_ih_l0_reverse, backward_lm.rnn.weight_ih_l0)
+    assert not torch.equal(clf.rnn.weight_ih_l0_reverse, lm.rnn.weight_ih_l0)
+    assert len(copied) == 1 + 2 * 4
+
+
+def test_backward_stream_reads_each_text_right_to_left(tmp_path, tiny_splits):
+    from seqdemo.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.train([r.text for r in tiny_splits["train"]], vocab_size=300)
+    reviews = tiny_splits["valid"][:2]
+    forward, backward = train.token_stream(reviews, tokenizer), train.token_stream(reviews, tokenizer, backward=True)
+    first = tokenizer.encode(reviews[0].text)
+    assert forward[: len(first) + 2].tolist() == [tokenizer.bos_id, *first, tokenizer.eos_id]
+    assert backward[: len(first) + 2].tolist() == [tokenizer.bos_id, *first[::-1], tokenizer.eos_id]
+    assert sorted(forward.tolist()) == sorted(backward.tolist()) and not torch.equal(forward, backward)
+    # The flag parses, and the recorded command gives it back.
+    config = train.parse_args(["nextword", "--backward", "--resume", "checkpoints/nextword"])
+    assert config.backward and "--backward" in config.command()
+    assert train.parse_args(shlex.split(config.command())[3:]) == config
 
 
 def test_help_shows_each_kinds_own_recipe(capsys):
@@ -106,3 +128,17 @@ def test_bf16_training_on_the_gpu(tmp_path, tiny_splits):
     recipe = train.train(args, tiny_splits).recipe
     losses = [epoch["valid_loss"] for epoch in recipe["history"]]
     assert recipe["precision"] == "bf16" and losses[-1] < losses[0] - 0.5, losses
+
+
+def test_resume_goes_on_from_the_checkpoint_and_keeps_its_record(tmp_path, tiny_splits):
+    first = ["nextword", "--vocab-size", "300", "--hidden-size", "24", "--batch-size", "4", "--bptt", "16",
+             "--lr", "1e-2", "--dropout", "0", "--weight-drop", "0", "--embedding-dropout", "0"]
+    base = train.train(train.parse_args(first + ["--epochs", "2"]), tiny_splits)
+    train.save(base.model, base.tokenizer, tmp_path / "lm", base.recipe)
+    resumed = train.train(train.parse_args(first + ["--epochs", "1", "--resume", str(tmp_path / "lm")]), tiny_splits)
+    # Same tokenizer; the first resumed epoch starts from the trained weights, so it beats where the base began.
+    assert resumed.tokenizer.vocab_size == base.tokenizer.vocab_size
+    assert resumed.recipe["history"][0]["valid_loss"] < base.recipe["history"][0]["valid_loss"]
+    assert resumed.recipe["resumed_from"]["history"] == base.recipe["history"]
+    train.save(resumed.model, resumed.tokenizer, tmp_path / "more", resumed.recipe)
+    assert f"resumed from: `{base.recipe['command']}`" in (tmp_path / "more" / "README.md").read_text()
