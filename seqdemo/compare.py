@@ -109,7 +109,7 @@ class CompareSettings:
     train_tokens: int = 384  # head and tail of each training text
     max_tokens: int = 512  # head and tail the models read at test time
     valid_rows: int = 300  # validation rows checked during training (half per source)
-    validate_every: int = 50  # steps
+    validate_every: float = 15.0  # training seconds (not steps: fast and slow variants are checked equally often)
     target_accuracy: float = 0.70  # mean validation accuracy over sources that "time to accuracy" waits for
     train_check_rows: int = 600  # training rows re-read after training (claim 5's train-valid gap)
     timing_rows: int = 40  # IMDB test reviews timed one by one
@@ -313,6 +313,7 @@ def train_run(name: str, seed: int, settings: CompareSettings, data: Data, embed
     schedule = WarmupCosine(optimizer, settings.max_steps or 10**9, settings.run_minutes, settings.warmup)
     budget = settings.run_minutes * 60
     train_seconds, tokens, steps, curve, reached = 0.0, 0, 0, [], None
+    next_validation = settings.validate_every
 
     def validate() -> float:
         model.eval()
@@ -339,7 +340,8 @@ def train_run(name: str, seed: int, settings: CompareSettings, data: Data, embed
             bar.update(round(train_seconds) - bar.n)
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / train_seconds:.0f}")
             done = train_seconds >= budget or (settings.max_steps and steps >= settings.max_steps)
-            if steps % settings.validate_every == 0 or done:
+            if train_seconds >= next_validation or done:
+                next_validation += settings.validate_every
                 accuracy = validate()
                 curve.append([round(train_seconds, 1), accuracy])
                 if reached is None and accuracy >= settings.target_accuracy:
@@ -433,8 +435,11 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
     """One verdict per claim, from the numbers: supported, not supported, depends, or not measured."""
     out = []
 
-    def add(number: int, verdict: str, line: str) -> None:
-        out.append({"claim": number, "text": CLAIMS[number], "verdict": verdict, "line": line})
+    def add(number: int, verdict: str, line: str, names: tuple[str, ...] = ()) -> None:
+        seeds = min((len(summary[n]["seeds"]) for n in names if n in summary), default=0)
+        if verdict != "not measured" and seeds < 2:
+            line += "; one seed only, so no spread yet"
+        out.append({"claim": number, "text": CLAIMS[number], "verdict": verdict, "line": line, "seeds": seeds})
 
     # 1: long IMDB reviews, LSTM vs RNN. "Drastically": by 5 points or more, beyond the seeds' noise.
     lstm, rnn = (_get(summary, n, "imdb_accuracy_by_length", "long") for n in ("lstm", "rnn"))
@@ -442,7 +447,7 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
         gain, noise = _difference(lstm, rnn)
         verdict = "supported" if gain >= max(0.05, noise) else "not supported" if gain <= noise else "depends"
         add(1, verdict, f"long IMDB reviews (≥ {bucket_edges[1]} tokens): LSTM {_fmt(lstm)} vs RNN {_fmt(rnn)} "
-                        f"({gain * 100:+.1f} points)")
+                        f"({gain * 100:+.1f} points)", ("lstm", "rnn"))
     else:
         add(1, "not measured", "needs the lstm and rnn runs")
 
@@ -452,7 +457,7 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
         gain, noise = _difference(bi, uni)
         verdict = "supported" if gain >= max(0.03, noise) else "not supported" if gain <= noise else "depends"
         add(2, verdict, f"test accuracy (mean of IMDB and RT): BiLSTM {_fmt(bi)} vs LSTM {_fmt(uni)} "
-                        f"({gain * 100:+.1f} points)")
+                        f"({gain * 100:+.1f} points)", ("bilstm", "lstm"))
     else:
         add(2, "not measured", "needs the bilstm and lstm runs")
 
@@ -471,7 +476,8 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
                   if all(to_target) else "")
         verdict = "supported" if faster and as_good else "not supported" if not (faster or as_good) else "depends"
         add(number, verdict, f"{TITLES[name]} trains at {ratio:.2f}× the tokens/s of {TITLES[baseline]}{target}; "
-                             f"test accuracy {_fmt(acc)} vs {_fmt(base_acc)} ({gap * 100:+.1f} points)")
+                             f"test accuracy {_fmt(acc)} vs {_fmt(base_acc)} ({gap * 100:+.1f} points)",
+            (name, baseline))
 
     faster_and_as_good(3, "gru", "lstm")
     faster_and_as_good(4, "conv_bilstm", "bilstm")
@@ -489,7 +495,8 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
         else:
             verdict = "depends"
         add(5, verdict, f"train − valid accuracy: 2-layer LSTM {_fmt(gap_plain)} without dropout, "
-                        f"{_fmt(gap_dropout)} with 0.2; test accuracy {_fmt(acc_plain)} vs {_fmt(acc_dropout)}")
+                        f"{_fmt(gap_dropout)} with 0.2; test accuracy {_fmt(acc_plain)} vs {_fmt(acc_dropout)}",
+            ("lstm2", "lstm2_dropout"))
     else:
         add(5, "not measured", "needs the lstm2 and lstm2_dropout runs")
     return out
@@ -526,6 +533,7 @@ def run_comparison(settings: CompareSettings, splits: dict[str, list[Review]] | 
                       "dim": embedding.embedding_dim, "vocab_size": embedding.num_embeddings},
         "hardware": f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
         "torch": torch.__version__,
+        "notes": "spread = max - min over seeds; a verdict line's ± is half the spread",
         "rows": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
         "length_buckets": {"short": [0, data.bucket_edges[0]], "medium": data.bucket_edges,
                            "long": [data.bucket_edges[1], None], "unit": "tokens of an IMDB test review"},
@@ -593,7 +601,7 @@ def parse_args(argv=None) -> CompareSettings:
                                max_steps=args.max_steps, threads=args.threads)
     if args.tiny:
         settings = dataclasses.replace(settings, limit=args.limit or 24, max_steps=args.max_steps or 3,
-                                       valid_rows=16, validate_every=2, train_check_rows=16, timing_rows=3,
+                                       valid_rows=16, train_check_rows=16, timing_rows=3,
                                        train_tokens=64, max_tokens=96, setup_minutes=0, eval_minutes=0)
     return settings
 

@@ -156,3 +156,33 @@ def test_a_plain_rnn_forgets_faster_than_an_lstm_with_a_high_forget_bias():
     # The RNN's gradient vanishes (many orders of magnitude over 70 steps); the LSTM's stays within 100 times.
     rnn_decay, lstm_decay = decay(rnn), decay(lstm)
     assert lstm_decay < 2 and rnn_decay > 6 and rnn_decay > lstm_decay + 4, (rnn_decay, lstm_decay)
+
+
+def fake_run(variant: str, seed: int, accuracy: float, long: float, speed: int, gap: float = 0.0) -> dict:
+    return {
+        "variant": variant, "seed": seed, "parameters": 100,
+        "test_accuracy": {"imdb": accuracy, "rotten_tomatoes": accuracy},
+        "imdb_accuracy_by_length": {"short": accuracy, "medium": accuracy, "long": long},
+        "train_accuracy": 0.8 + gap, "valid_accuracy": 0.8, "tokens_per_second": speed, "seconds_to_target": 10.0,
+        "inference_ms": 1.0,
+    }
+
+
+def test_verdicts_follow_the_numbers():
+    runs = []
+    for seed, wobble in ((0, 0.0), (1, 0.004)):
+        runs += [
+            fake_run("rnn", seed, 0.70 + wobble, 0.55 + wobble, 30000),
+            fake_run("lstm", seed, 0.80 + wobble, 0.80 + wobble, 10000),  # +25 points on long reviews
+            fake_run("bilstm", seed, 0.80 - wobble, 0.80, 9000),  # no better than the LSTM
+            fake_run("gru", seed, 0.80 + wobble, 0.80, 20000),  # twice as fast, as accurate
+            fake_run("conv_bilstm", seed, 0.70 + wobble, 0.70, 30000),  # faster but 10 points worse
+            fake_run("lstm2", seed, 0.78, 0.78, 8000, gap=0.15 + wobble),  # overfits ...
+            fake_run("lstm2_dropout", seed, 0.82, 0.82, 8000, gap=0.02),  # ... and dropout fixes it
+        ]
+    verdict = {c["claim"]: c["verdict"] for c in compare.claim_verdicts(compare.summarize(runs), [100, 300])}
+    assert verdict == {1: "supported", 2: "not supported", 3: "supported", 4: "depends", 5: "supported"}
+    # With the two models level, the RNN claim falls.
+    level = [dict(r, imdb_accuracy_by_length={"short": 0.8, "medium": 0.8, "long": 0.8}) if r["variant"] == "rnn"
+             else r for r in runs]
+    assert compare.claim_verdicts(compare.summarize(level), [100, 300])[0]["verdict"] == "not supported"
