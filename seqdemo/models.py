@@ -1,8 +1,9 @@
 """The two LSTM models the demo shows.
 
 - SentimentClassifier: Embedding -> (optional Conv1d) -> bidirectional LSTM -> Linear(2 * hidden -> classes),
-  the classifier of the textbook chapter on LSTMs. The cell (LSTM or GRU), the direction count and the
-  convolutional front end are configuration, so the chapter's comparisons need no new model code.
+  the classifier of the textbook chapter on LSTMs. The cell (LSTM, GRU or a plain tanh RNN), the direction count
+  and the convolutional front end (with a stride that shortens the sequence) are configuration, so the chapter's
+  comparisons (seqdemo.compare) need no new model code.
 - NextWordLSTM: Embedding -> 3-layer LSTM -> Linear(vocab), a word-level language model in the style of
   pytorch/examples' word_language_model, with the output layer tied to the embedding (Press & Wolf 2017,
   "Using the Output Embedding to Improve Language Models"; Inan et al. 2017).
@@ -47,15 +48,17 @@ class SentimentClassifier(
         bidirectional: bool = True,
         conv_channels: int = 0,
         conv_kernel: int = 3,
+        conv_stride: int = 1,
         dropout: float = 0.0,
+        layer_dropout: float | None = None,
         pooling: str = "max",
         labels: list[str] | tuple[str, ...] = ("negative", "positive"),
         pad_id: int = 0,
         max_tokens: int = 512,
     ):
         super().__init__()
-        if cell not in ("lstm", "gru"):
-            raise ValueError(f"cell must be 'lstm' or 'gru', not {cell!r}")
+        if cell not in RNN_CELLS:
+            raise ValueError(f"cell must be one of {tuple(RNN_CELLS)}, not {cell!r}")
         if pooling not in ("last", "max", "mean"):
             raise ValueError(f"pooling must be 'last', 'max' or 'mean', not {pooling!r}")
         self.labels = list(labels)
@@ -64,17 +67,20 @@ class SentimentClassifier(
         self.max_tokens = max_tokens
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         # An optional Conv1d reads n-grams before the recurrence (the chapter's CNN + LSTM variant).
+        # A stride above 1 shortens the sequence the recurrence reads by that factor.
         self.conv = (
-            nn.Conv1d(embed_dim, conv_channels, conv_kernel, padding=conv_kernel // 2) if conv_channels else None
+            nn.Conv1d(embed_dim, conv_channels, conv_kernel, stride=conv_stride, padding=conv_kernel // 2)
+            if conv_channels else None
         )
-        rnn_class = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = rnn_class(
+        # layer_dropout: between stacked layers only (nn.LSTM's `dropout`); None takes `dropout`.
+        between_layers = dropout if layer_dropout is None else layer_dropout
+        self.rnn = RNN_CELLS[cell](
             conv_channels or embed_dim,
             hidden_size,
             num_layers=num_layers,
             bidirectional=bidirectional,
             batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
+            dropout=between_layers if num_layers > 1 else 0.0,
         )
         self.dropout = nn.Dropout(dropout)
         directions = 2 if bidirectional else 1
@@ -91,6 +97,13 @@ class SentimentClassifier(
                 x = x * _mask(lengths.to(x.device), x.shape[1]).unsqueeze(-1)
             x = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
         return x
+
+    def rnn_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Each text's length after the front end (a strided convolution shortens it)."""
+        if self.conv is None:
+            return lengths
+        (kernel,), (stride,), (padding,) = self.conv.kernel_size, self.conv.stride, self.conv.padding
+        return (lengths + 2 * padding - kernel) // stride + 1
 
     def read(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Runs the recurrent layer over each text up to its own length; returns the outputs
@@ -116,7 +129,7 @@ class SentimentClassifier(
 
     def classify_embeddings(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits from token embeddings: the function that attributions differentiate."""
-        _, pooled = self.read(self.front_end(embedded, lengths), lengths)
+        _, pooled = self.read(self.front_end(embedded, lengths), self.rnn_lengths(lengths))
         return self.classifier(self.dropout(pooled))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -190,6 +203,9 @@ class NextWordLSTM(
         if self.projection is not None:
             out = self.projection(out)
         return self.decoder(out), state
+
+
+RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN: the plain tanh recurrence
 
 
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -16,6 +16,10 @@ from seqdemo.text import pad_batch
         {"cell": "gru"},
         {"bidirectional": False, "pooling": "last"},
         {"conv_channels": 10, "conv_kernel": 5},
+        {"conv_channels": 10, "conv_kernel": 3, "conv_stride": 2},
+        {"conv_channels": 10, "conv_kernel": 5, "conv_stride": 2, "pooling": "last"},
+        {"cell": "rnn", "pooling": "last", "bidirectional": False},
+        {"num_layers": 2, "layer_dropout": 0.2},
     ],
 )
 def test_padding_never_changes_a_prediction(options):
@@ -36,9 +40,17 @@ def test_classifier_linear_reads_both_directions():
     assert model.rnn.bidirectional and isinstance(model.rnn, torch.nn.LSTM)
 
 
+def test_a_strided_convolution_shortens_what_the_recurrence_reads():
+    model = SentimentClassifier(vocab_size=50, embed_dim=8, hidden_size=6, conv_channels=4, conv_stride=2)
+    lengths = torch.tensor([1, 2, 7, 8])
+    assert model.rnn_lengths(lengths).tolist() == [1, 1, 4, 4]
+    ids = torch.randint(4, 50, (1, 8))
+    assert model.rnn_input(ids).shape[1] == 4
+
+
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="cell"):
-        SentimentClassifier(cell="rnn")
+        SentimentClassifier(cell="transformer")
     with pytest.raises(ValueError, match="pooling"):
         SentimentClassifier(pooling="attention")
 

@@ -1,0 +1,617 @@
+"""The chapter's claims about RNN, LSTM, BiLSTM, GRU and Conv1d, measured on one data split (tracker issue 12).
+
+    nice -n 19 python -m seqdemo.compare                       # the full comparison: about 85 minutes, 2 CPU threads
+    python -m seqdemo.compare --tiny --out /tmp/compare        # a smoke run on a few rows, seconds
+
+The textbook chapter on LSTMs claims:
+1. an LSTM "will drastically outperform a standard RNN on long movie reviews" (the cell state lets gradients
+   reach the first sentence);
+2. a bidirectional LSTM gives "massive accuracy boosts" over a one-directional one;
+3. a GRU "trains much faster and often achieves the exact same accuracy": "always try a GRU first";
+4. a Conv1d before the LSTM "extracts phrase patterns, shortening the sequence and making the LSTM's job much easier
+   and faster";
+5. stacked LSTMs overfit quickly without `dropout=0.2` between layers.
+
+Every variant (VARIANTS) is a `SentimentClassifier` with about 100k trainable parameters, trained with one recipe:
+the main tokenizer and a frozen copy of the main language model's embedding (checkpoints/nextword, read when the
+command runs and recorded by hash), the fixed train/valid/test split of seqdemo.data, AdamW with warm-up and cosine
+decay over the same wall-clock budget per run, and the decision read from the recurrence's final state (pooling
+"last", as in the chapter), so that a review's opening can only count if the recurrence carries it to the end.
+Each variant is trained with every seed (`--seeds`); a number is reported as the mean and the spread (max - min)
+over seeds.
+
+Measured per run: test accuracy on IMDB and Rotten Tomatoes, IMDB test accuracy by review length (thirds of the
+test reviews' token counts), accuracy on training rows it was trained on (for claim 5's overfitting gap),
+training tokens/s and the training seconds until validation accuracy first reached `--target-accuracy`,
+inference milliseconds per review (one at a time, as the demo reads them), parameters.
+
+`--out` (checkpoints/compare) receives results.json, rewritten after every finished run (a killed run keeps
+what it finished, and a rerun with the same settings and embedding skips it), and, for each variant, the weights
+of its first seed without the embedding (a few hundred kB): `load_variants` rebuilds them with the embedding of
+the checkpoint they were trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from seqdemo.data import LABELS, Review, load_splits
+from seqdemo.hub import CheckpointError, load_model
+from seqdemo.models import NextWordLSTM, SentimentClassifier
+from seqdemo.sentiment import SentimentPipeline
+from seqdemo.text import head_and_tail, pad_batch, require_text
+from seqdemo.tokenizer import Tokenizer
+from seqdemo.train import WarmupCosine, clip_and_step, length_batches, same_length, seed_everything
+
+DEFAULT_OUT = Path("checkpoints/compare")
+DEFAULT_EMBEDDING_FROM = Path("checkpoints/nextword")
+RESULTS_FILE = "results.json"
+VARIANT_KIND = "compare-variant"
+
+# Sizes chosen so that each variant has about 100k trainable parameters on a 512-d embedding (nn.RNN has one
+# gate's weights per unit, nn.GRU three, nn.LSTM four).
+VARIANTS: dict[str, dict] = {
+    "rnn": dict(cell="rnn", bidirectional=False, hidden_size=160),
+    "lstm": dict(cell="lstm", bidirectional=False, hidden_size=48),
+    "bilstm": dict(cell="lstm", bidirectional=True, hidden_size=24),
+    "gru": dict(cell="gru", bidirectional=False, hidden_size=64),
+    "bigru": dict(cell="gru", bidirectional=True, hidden_size=32),
+    "conv_bilstm": dict(cell="lstm", bidirectional=True, hidden_size=32, conv_channels=48, conv_kernel=3,
+                        conv_stride=2),
+    "lstm2": dict(cell="lstm", bidirectional=False, hidden_size=40, num_layers=2, layer_dropout=0.0),
+    "lstm2_dropout": dict(cell="lstm", bidirectional=False, hidden_size=40, num_layers=2, layer_dropout=0.2),
+}
+TITLES = {
+    "rnn": "RNN (tanh)", "lstm": "LSTM", "bilstm": "BiLSTM", "gru": "GRU", "bigru": "BiGRU",
+    "conv_bilstm": "Conv1d (stride 2) + BiLSTM", "lstm2": "2-layer LSTM", "lstm2_dropout": "2-layer LSTM, dropout 0.2",
+}
+CLAIMS = {
+    1: "An LSTM drastically outperforms a plain RNN on long movie reviews.",
+    2: "A bidirectional LSTM gives massive accuracy boosts over a one-directional one.",
+    3: "A GRU trains much faster and often reaches the same accuracy as an LSTM.",
+    4: "A Conv1d before the (Bi)LSTM shortens the sequence and makes it easier and faster.",
+    5: "Stacked LSTMs overfit quickly without dropout=0.2 between layers.",
+}
+LENGTH_BUCKETS = ("short", "medium", "long")
+
+
+@dataclass
+class CompareSettings:
+    out: Path = DEFAULT_OUT
+    embedding_from: Path = DEFAULT_EMBEDDING_FROM
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    seeds: tuple[int, ...] = (0, 1)
+    max_minutes: float = 85.0  # the whole command; each run gets an equal share (run_minutes)
+    # Per run, outside its training budget: validation pauses and the test evaluation. Measured on the 2-core CPU:
+    # 14-22 s of evaluation (a BiLSTM slowest); a validation reads 300 rows, about a second (estimated).
+    eval_minutes: float = 0.7
+    setup_minutes: float = 0.5  # loading and tokenizing the data once (measured: about 10 s)
+    limit: int = 0  # rows per split and source (0: all); the smoke run's slice
+    max_steps: int = 0  # training steps per run (0: only the time budget stops a run)
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: float = 0.05
+    clip: float = 1.0
+    train_tokens: int = 384  # head and tail of each training text
+    max_tokens: int = 512  # head and tail the models read at test time
+    valid_rows: int = 300  # validation rows checked during training (half per source)
+    validate_every: float = 15.0  # training seconds (not steps: fast and slow variants are checked equally often)
+    target_accuracy: float = 0.70  # mean validation accuracy over sources that "time to accuracy" waits for
+    train_check_rows: int = 600  # training rows re-read after training (claim 5's train-valid gap)
+    timing_rows: int = 40  # IMDB test reviews timed one by one
+    threads: int = 2
+
+    @property
+    def run_minutes(self) -> float:
+        """Training minutes of each run: the budget left after setup and evaluations, shared equally."""
+        runs = len(self.variants) * len(self.seeds)
+        return max(0.05, (self.max_minutes - self.setup_minutes) / runs - self.eval_minutes)
+
+    def recipe(self) -> dict:
+        """What must match for an earlier run's numbers to be reused."""
+        skip = {"out", "variants", "seeds", "max_minutes", "eval_minutes", "setup_minutes", "threads"}
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        return json.loads(json.dumps({**values, "run_minutes": round(self.run_minutes, 2)}, default=str))
+
+
+# --------------------------------------------------------------------------------------------- shared embedding
+
+
+def tensor_hash(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def load_embedding(folder: Path, pad_id: int) -> tuple[torch.nn.Embedding, str]:
+    """The language model's embedding as a frozen layer, and its hash (which variants record and check)."""
+    weight = load_model(NextWordLSTM, Path(folder)).embedding.weight.detach().float()
+    return torch.nn.Embedding.from_pretrained(weight, freeze=True, padding_idx=pad_id), tensor_hash(weight)
+
+
+def build_variant(options: dict, embedding: torch.nn.Embedding, tokenizer: Tokenizer, max_tokens: int):
+    model = SentimentClassifier(
+        vocab_size=embedding.num_embeddings, embed_dim=embedding.embedding_dim, pooling="last", dropout=0.0,
+        labels=list(LABELS), pad_id=tokenizer.pad_id, max_tokens=max_tokens, **options,
+    )
+    model.embedding = embedding  # one frozen layer shared by every variant
+    return model
+
+
+def trainable_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def save_variant(model: SentimentClassifier, folder: Path, config: dict) -> None:
+    """config.json and float16 model.safetensors without the embedding (it lives in the main checkpoint)."""
+    import safetensors.torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()
+               if not k.startswith("embedding.")}
+    safetensors.torch.save_file(weights, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({"kind": VARIANT_KIND, **config}, indent=2) + "\n")
+
+
+def load_variant(folder: Path, embedding: torch.nn.Embedding, embedding_hash: str, tokenizer: Tokenizer):
+    """A saved variant on the given embedding; refuses an embedding other than the one it was trained on."""
+    import safetensors.torch
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    if config.get("embedding_sha256") != embedding_hash:
+        raise CheckpointError(
+            f"{folder} was trained on embedding {config.get('embedding_sha256')} but the language model offers "
+            f"{embedding_hash}: rerun `python -m seqdemo.compare` after changing checkpoints/nextword"
+        )
+    model = build_variant(config["options"], embedding, tokenizer, config["max_tokens"])
+    weights = safetensors.torch.load_file(Path(folder) / "model.safetensors")
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    if unexpected or any(not k.startswith("embedding.") for k in missing):
+        raise CheckpointError(f"{folder}: missing {missing}, unexpected {unexpected}")
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------- what the tab will call
+
+
+def load_results(folder: str | Path = DEFAULT_OUT) -> dict:
+    """The results.json a comparison wrote (its runs, per-variant summary and claim verdicts)."""
+    return json.loads((Path(folder) / RESULTS_FILE).read_text())
+
+
+def load_variants(folder: str | Path = DEFAULT_OUT, embedding_from: str | Path | None = None,
+                  device: torch.device | str = "cpu") -> dict[str, SentimentPipeline]:
+    """Every saved variant as a SentimentPipeline, in VARIANTS order, sharing one frozen embedding and tokenizer
+    (from `embedding_from`, by default the checkpoint the comparison read)."""
+    folder = Path(folder)
+    results = load_results(folder)
+    source = Path(embedding_from or results["embedding"]["from"])
+    tokenizer = Tokenizer.load(source)
+    embedding, embedding_hash = load_embedding(source, tokenizer.pad_id)
+    pipelines = {}
+    for name in VARIANTS:
+        if (folder / name / "config.json").is_file():
+            model = load_variant(folder / name, embedding, embedding_hash, tokenizer).to(device)
+            pipelines[name] = SentimentPipeline(model, tokenizer, torch.device(device), source=str(folder / name))
+    return pipelines
+
+
+def verdicts(pipelines: dict[str, SentimentPipeline], text: str) -> dict[str, dict]:
+    """Each variant's prediction on one text ({"label", "score", "probabilities", "tokens", "truncated"})."""
+    require_text(text)
+    return {name: pipeline.predict(text)[0] for name, pipeline in pipelines.items()}
+
+
+def gradient_norms(model: SentimentClassifier, ids: list[int]) -> list[float]:
+    """‖∂ logit / ∂ embedding_t‖ for each token t of one text, where logit is the decision's log-odds
+    logit(last label) - logit(first label): how much each input token can still move the decision. For the
+    vanishing-gradient picture, plot it (log scale) against the distance from the end, len(ids) - 1 - t."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    embedded = model.embedding(torch.tensor([ids], device=device)).detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model.classify_embeddings(embedded, torch.tensor([len(ids)]))
+        (logits[0, -1] - logits[0, 0]).backward()
+    model.train(was_training)
+    return embedded.grad[0].norm(dim=-1).tolist()
+
+
+def text_gradient_norms(pipeline: SentimentPipeline, text: str) -> tuple[list[str], list[float]]:
+    """The tokens a variant reads of `text` (a long text's head and tail) and gradient_norms over them."""
+    ids, _ = pipeline.encode(text)
+    return pipeline.tokenizer.pieces(ids), gradient_norms(pipeline.model, ids)
+
+
+# ---------------------------------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Data:
+    tokenizer: Tokenizer
+    train: list[tuple[list[int], int]]  # (head-and-tail ids, label)
+    train_check: list[Review]  # training rows re-read after training
+    valid: list[Review]
+    test: list[Review]
+    test_buckets: list[str | None]  # per test row: short/medium/long (IMDB), None (Rotten Tomatoes)
+    bucket_edges: list[int]  # token counts that separate the buckets
+    timing: list[str]
+
+
+def limit_rows(rows: list[Review], per_source: int, rng: random.Random) -> list[Review]:
+    """At most `per_source` rows of each source, drawn at random (both labels keep their share on average)."""
+    if not per_source:
+        return rows
+    kept = []
+    for source in sorted({r.source for r in rows}):
+        of_source = [r for r in rows if r.source == source]
+        kept += rng.sample(of_source, min(per_source, len(of_source)))
+    return kept
+
+
+def prepare_data(settings: CompareSettings, splits: dict[str, list[Review]], tokenizer: Tokenizer) -> Data:
+    rng = random.Random(0)  # the same rows for every run and every rerun
+    train = limit_rows(splits["train"], settings.limit, rng)
+    valid = limit_rows(splits["valid"], settings.valid_rows // 2, rng)
+    test = limit_rows(splits["test"], settings.limit, rng)
+    encoded = [(head_and_tail(tokenizer.encode(r.text), settings.train_tokens), r.label)
+               for r in tqdm(train, desc="tokenizing", dynamic_ncols=True)]
+    test_lengths = [len(tokenizer.encode(r.text)) if r.source == "imdb" else None for r in test]
+    imdb_lengths = sorted(n for n in test_lengths if n is not None)
+    edges = [imdb_lengths[len(imdb_lengths) // 3], imdb_lengths[2 * len(imdb_lengths) // 3]] if imdb_lengths else [0, 0]
+    buckets = [None if n is None else LENGTH_BUCKETS[(n >= edges[0]) + (n >= edges[1])] for n in test_lengths]
+
+    imdb_test = [r.text for r in test if r.source == "imdb"]
+    return Data(
+        tokenizer=tokenizer, train=encoded, train_check=rng.sample(train, min(settings.train_check_rows, len(train))),
+        valid=valid, test=test, test_buckets=buckets, bucket_edges=edges,
+        timing=imdb_test[: settings.timing_rows] or [r.text for r in test[: settings.timing_rows]],
+    )
+
+
+def correct(pipeline: SentimentPipeline, reviews: list[Review]) -> list[bool]:
+    # Texts sorted by length go in similar-length batches (less padding); the answers come back in input order.
+    order = sorted(range(len(reviews)), key=lambda i: len(reviews[i].text))
+    predicted = pipeline.predict([reviews[i].text for i in order], batch_size=64)
+    answers = [False] * len(reviews)
+    for i, p in zip(order, predicted):
+        answers[i] = p["label"] == pipeline.labels[reviews[i].label]
+    return answers
+
+
+def mean_accuracy(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def accuracy_per_source(pipeline: SentimentPipeline, reviews: list[Review]) -> dict[str, float]:
+    answers = correct(pipeline, reviews)
+    return {source: mean_accuracy([a for a, r in zip(answers, reviews) if r.source == source])
+            for source in sorted({r.source for r in reviews})}
+
+
+def train_run(name: str, seed: int, settings: CompareSettings, data: Data, embedding: torch.nn.Embedding,
+              device: torch.device) -> tuple[SentimentClassifier, dict]:
+    """Trains one variant with one seed for run_minutes (or max_steps); returns the model and its training
+    record. Validation pauses are not counted in the training time."""
+    seed_everything(seed)
+    model = build_variant(VARIANTS[name], embedding, data.tokenizer, settings.max_tokens).to(device)
+    pipeline = SentimentPipeline(model, data.tokenizer, device, source=name)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.01)
+    schedule = WarmupCosine(optimizer, settings.max_steps or 10**9, settings.run_minutes, settings.warmup)
+    budget = settings.run_minutes * 60
+    train_seconds, tokens, steps, curve, reached = 0.0, 0, 0, [], None
+    next_validation = settings.validate_every
+
+    def validate() -> float:
+        model.eval()
+        valid = accuracy_per_source(pipeline, data.valid)
+        model.train()
+        return round(sum(valid.values()) / len(valid), 4)
+
+    bar = tqdm(total=round(budget), desc=f"{name} seed {seed}", unit="s", dynamic_ncols=True, leave=False)
+    model.train()
+    while True:
+        for batch in length_batches(data.train, settings.batch_size, key=lambda e: len(e[0]), shuffle=True):
+            started = time.perf_counter()
+            ids, lengths = pad_batch(same_length([e[0] for e in batch]), data.tokenizer.pad_id)
+            labels = torch.tensor([e[1] for e in batch], device=device)
+            loss = F.cross_entropy(model(ids.to(device), lengths), labels)
+            loss.backward()
+            clip_and_step(optimizer, model, settings.clip)
+            # The schedule's clock includes validation; the budget below does not, so it decays a little early.
+            schedule.step()
+            spent = time.perf_counter() - started
+            train_seconds += spent
+            tokens += int(lengths.sum())
+            steps += 1
+            bar.update(round(train_seconds) - bar.n)
+            bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / train_seconds:.0f}")
+            done = train_seconds >= budget or (settings.max_steps and steps >= settings.max_steps)
+            if train_seconds >= next_validation or done:
+                next_validation += settings.validate_every
+                accuracy = validate()
+                curve.append([round(train_seconds, 1), accuracy])
+                if reached is None and accuracy >= settings.target_accuracy:
+                    reached = round(train_seconds, 1)
+            if done:
+                bar.close()
+                return model.eval(), {
+                    "steps": steps, "train_tokens": tokens, "train_seconds": round(train_seconds, 1),
+                    "tokens_per_second": round(tokens / train_seconds), "seconds_to_target": reached,
+                    "valid_curve": curve, "valid_accuracy": curve[-1][1],
+                }
+
+
+def evaluate_run(model: SentimentClassifier, data: Data, device: torch.device) -> dict:
+    pipeline = SentimentPipeline(model, data.tokenizer, device, source="compare")
+    answers = correct(pipeline, data.test)
+    by_source = {source: mean_accuracy([a for a, r in zip(answers, data.test) if r.source == source])
+                 for source in sorted({r.source for r in data.test})}
+    by_length = {bucket: mean_accuracy([a for a, b in zip(answers, data.test_buckets) if b == bucket])
+                 for bucket in LENGTH_BUCKETS}
+    train_accuracy = accuracy_per_source(pipeline, data.train_check)
+    with torch.no_grad():
+        pipeline.predict(data.timing[0])  # warm-up
+        started = time.perf_counter()
+        for text in data.timing:
+            pipeline.predict(text)
+        inference_ms = (time.perf_counter() - started) * 1000 / len(data.timing)
+    return {
+        "test_accuracy": by_source, "imdb_accuracy_by_length": by_length,
+        "train_accuracy": round(sum(train_accuracy.values()) / len(train_accuracy), 4),
+        "inference_ms": round(inference_ms, 2),
+    }
+
+
+# ------------------------------------------------------------------------------------------ summary and verdicts
+
+
+def mean_and_spread(values: list[float | None]) -> dict | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"mean": round(statistics.fmean(values), 4), "spread": round(max(values) - min(values), 4),
+            "n": len(values)}
+
+
+def summarize(runs: list[dict]) -> dict[str, dict]:
+    """Per variant: every measurement as mean and spread (max - min) over its seeds."""
+    summary = {}
+    for name in VARIANTS:
+        mine = [r for r in runs if r["variant"] == name]
+        if not mine:
+            continue
+        sources = sorted({s for r in mine for s in r["test_accuracy"]})
+        summary[name] = {
+            "title": TITLES[name],
+            "seeds": [r["seed"] for r in mine],
+            "parameters": mine[0]["parameters"],
+            "test_accuracy": {s: mean_and_spread([r["test_accuracy"].get(s) for r in mine]) for s in sources},
+            "test_accuracy_mean_over_sources": mean_and_spread(
+                [statistics.fmean(r["test_accuracy"].values()) for r in mine]),
+            "imdb_accuracy_by_length": {b: mean_and_spread([r["imdb_accuracy_by_length"][b] for r in mine])
+                                        for b in LENGTH_BUCKETS},
+            "train_minus_valid_accuracy": mean_and_spread([r["train_accuracy"] - r["valid_accuracy"] for r in mine]),
+            "tokens_per_second": mean_and_spread([r["tokens_per_second"] for r in mine]),
+            "seconds_to_target": mean_and_spread([r["seconds_to_target"] for r in mine]),
+            "runs_reaching_target": sum(r["seconds_to_target"] is not None for r in mine),
+            "inference_ms": mean_and_spread([r["inference_ms"] for r in mine]),
+        }
+    return summary
+
+
+def _get(summary: dict, name: str, *path: str) -> dict | None:
+    value = summary.get(name)
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _fmt(stat: dict | None, scale: float = 100, unit: str = "%") -> str:
+    if stat is None:
+        return "n/a"
+    return f"{stat['mean'] * scale:.1f}{unit} ± {stat['spread'] * scale / 2:.1f}"
+
+
+def _difference(a: dict, b: dict) -> tuple[float, float]:
+    """a - b, and the noise it must beat: the two half-spreads added (never below one point)."""
+    return a["mean"] - b["mean"], max(0.01, (a["spread"] + b["spread"]) / 2)
+
+
+def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
+    """One verdict per claim, from the numbers: supported, not supported, depends, or not measured."""
+    out = []
+
+    def add(number: int, verdict: str, line: str, names: tuple[str, ...] = ()) -> None:
+        seeds = min((len(summary[n]["seeds"]) for n in names if n in summary), default=0)
+        if verdict != "not measured" and seeds < 2:
+            line += "; one seed only, so no spread yet"
+        out.append({"claim": number, "text": CLAIMS[number], "verdict": verdict, "line": line, "seeds": seeds})
+
+    # 1: long IMDB reviews, LSTM vs RNN. "Drastically": by 5 points or more, beyond the seeds' noise.
+    lstm, rnn = (_get(summary, n, "imdb_accuracy_by_length", "long") for n in ("lstm", "rnn"))
+    if lstm and rnn:
+        gain, noise = _difference(lstm, rnn)
+        verdict = "supported" if gain >= max(0.05, noise) else "not supported" if gain <= noise else "depends"
+        add(1, verdict, f"long IMDB reviews (≥ {bucket_edges[1]} tokens): LSTM {_fmt(lstm)} vs RNN {_fmt(rnn)} "
+                        f"({gain * 100:+.1f} points)", ("lstm", "rnn"))
+    else:
+        add(1, "not measured", "needs the lstm and rnn runs")
+
+    # 2: BiLSTM vs LSTM, mean test accuracy over both sources. "Massive": 3 points or more beyond noise.
+    bi, uni = (_get(summary, n, "test_accuracy_mean_over_sources") for n in ("bilstm", "lstm"))
+    if bi and uni:
+        gain, noise = _difference(bi, uni)
+        verdict = "supported" if gain >= max(0.03, noise) else "not supported" if gain <= noise else "depends"
+        add(2, verdict, f"test accuracy (mean of IMDB and RT): BiLSTM {_fmt(bi)} vs LSTM {_fmt(uni)} "
+                        f"({gain * 100:+.1f} points)", ("bilstm", "lstm"))
+    else:
+        add(2, "not measured", "needs the bilstm and lstm runs")
+
+    # 3 and 4 share a shape: a variant against its baseline on speed and accuracy.
+    def faster_and_as_good(number: int, name: str, baseline: str) -> None:
+        acc, base_acc = (_get(summary, n, "test_accuracy_mean_over_sources") for n in (name, baseline))
+        speed, base_speed = (_get(summary, n, "tokens_per_second") for n in (name, baseline))
+        if not (acc and base_acc and speed and base_speed):
+            add(number, "not measured", f"needs the {name} and {baseline} runs")
+            return
+        ratio = speed["mean"] / base_speed["mean"]
+        gap, noise = _difference(acc, base_acc)
+        faster, as_good = ratio >= 1.2, gap >= -noise
+        to_target = [_get(summary, n, "seconds_to_target") for n in (name, baseline)]
+        target = (f"; to the target validation accuracy {_fmt(to_target[0], 1, ' s')} vs {_fmt(to_target[1], 1, ' s')}"
+                  if all(to_target) else "")
+        verdict = "supported" if faster and as_good else "not supported" if not (faster or as_good) else "depends"
+        add(number, verdict, f"{TITLES[name]} trains at {ratio:.2f}× the tokens/s of {TITLES[baseline]}{target}; "
+                             f"test accuracy {_fmt(acc)} vs {_fmt(base_acc)} ({gap * 100:+.1f} points)",
+            (name, baseline))
+
+    faster_and_as_good(3, "gru", "lstm")
+    faster_and_as_good(4, "conv_bilstm", "bilstm")
+
+    # 5: overfitting = training accuracy minus validation accuracy; dropout should shrink it and help test accuracy.
+    gap_plain, gap_dropout = (_get(summary, n, "train_minus_valid_accuracy") for n in ("lstm2", "lstm2_dropout"))
+    acc_plain, acc_dropout = (_get(summary, n, "test_accuracy_mean_over_sources") for n in ("lstm2", "lstm2_dropout"))
+    if gap_plain and gap_dropout and acc_plain and acc_dropout:
+        overfit, noise = _difference(gap_plain, gap_dropout)
+        helps, acc_noise = _difference(acc_dropout, acc_plain)
+        if overfit > noise and helps > acc_noise:
+            verdict = "supported"
+        elif overfit <= noise and helps <= acc_noise:
+            verdict = "not supported"
+        else:
+            verdict = "depends"
+        add(5, verdict, f"train − valid accuracy: 2-layer LSTM {_fmt(gap_plain)} without dropout, "
+                        f"{_fmt(gap_dropout)} with 0.2; test accuracy {_fmt(acc_plain)} vs {_fmt(acc_dropout)}",
+            ("lstm2", "lstm2_dropout"))
+    else:
+        add(5, "not measured", "needs the lstm2 and lstm2_dropout runs")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- driver
+
+
+def write_results(path: Path, header: dict, runs: list[dict], bucket_edges: list[int]) -> dict:
+    summary = summarize(runs)
+    results = {**header, "runs": runs, "variants": summary, "claims": claim_verdicts(summary, bucket_edges)}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(path)  # never a half-written results file
+    return results
+
+
+def run_comparison(settings: CompareSettings, splits: dict[str, list[Review]] | None = None,
+                   command: str = "python -m seqdemo.compare") -> dict:
+    """Trains and measures every (variant, seed) not already in `settings.out`/results.json; returns the results."""
+    started = time.time()
+    torch.set_num_threads(settings.threads)
+    device = torch.device("cpu")  # the budget and the timings are sized for the CPU
+    tokenizer = Tokenizer.load(settings.embedding_from)
+    embedding, embedding_hash = load_embedding(settings.embedding_from, tokenizer.pad_id)
+    data = prepare_data(settings, splits or load_splits(), tokenizer)
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESULTS_FILE
+    header = {
+        "command": command,
+        "recipe": settings.recipe(),
+        "embedding": {"from": str(settings.embedding_from), "sha256": embedding_hash,
+                      "dim": embedding.embedding_dim, "vocab_size": embedding.num_embeddings},
+        "hardware": f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "notes": "spread = max - min over seeds; a verdict line's ± is half the spread",
+        "rows": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
+        "length_buckets": {"short": [0, data.bucket_edges[0]], "medium": data.bucket_edges,
+                           "long": [data.bucket_edges[1], None], "unit": "tokens of an IMDB test review"},
+    }
+    runs: list[dict] = []
+    if path.is_file():
+        earlier = json.loads(path.read_text())
+        if earlier.get("recipe") == header["recipe"] and earlier.get("embedding") == header["embedding"]:
+            runs = [r for r in earlier["runs"] if r["variant"] in settings.variants and r["seed"] in settings.seeds]
+            tqdm.write(f"resuming: {len(runs)} runs already in {path}")
+    write_results(path, header, runs, data.bucket_edges)
+    done = {(r["variant"], r["seed"]) for r in runs}
+    # Every variant's first seed before any second one, so a run cut short still covers every claim.
+    todo = [(n, s) for s in settings.seeds for n in settings.variants if (n, s) not in done]
+    deadline = started + settings.max_minutes * 60
+    for name, seed in tqdm(todo, desc="runs", dynamic_ncols=True):
+        # Up to 3 minutes over the budget rather than drop a run for a slow evaluation.
+        if time.time() + (settings.run_minutes + settings.eval_minutes) * 60 > deadline + 180:
+            tqdm.write(f"stopping: {settings.max_minutes} minutes spent; rerun the same command to continue")
+            break
+        model, record = train_run(name, seed, settings, data, embedding, device)
+        evaluated_at = time.time()
+        record.update(evaluate_run(model, data, device))
+        record = {"variant": name, "seed": seed, "parameters": trainable_parameters(model), **record,
+                  "eval_seconds": round(time.time() - evaluated_at, 1)}
+        if seed == settings.seeds[0]:
+            save_variant(model, out / name, {
+                "options": VARIANTS[name], "seed": seed, "max_tokens": settings.max_tokens,
+                "embedding_from": str(settings.embedding_from), "embedding_sha256": embedding_hash,
+            })
+            record["weights"] = name
+        runs.append(record)
+        results = write_results(path, header, runs, data.bucket_edges)
+        tqdm.write(f"{name} seed {seed}: test {record['test_accuracy']}, {record['tokens_per_second']} tokens/s, "
+                   f"target after {record['seconds_to_target']} s")
+    results = write_results(path, {**header, "minutes": round((time.time() - started) / 60, 1)}, runs,
+                            data.bucket_edges)
+    for claim in results["claims"]:
+        tqdm.write(f"claim {claim['claim']}: {claim['verdict']}: {claim['line']}")
+    return results
+
+
+def parse_args(argv=None) -> CompareSettings:
+    defaults = CompareSettings()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=defaults.out, help="folder for results.json and the weights")
+    parser.add_argument("--embedding-from", type=Path, default=defaults.embedding_from,
+                        help="language-model checkpoint whose tokenizer and embedding every variant shares")
+    parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes,
+                        help="the whole command's budget; each run trains for an equal share")
+    parser.add_argument("--variants", default=",".join(defaults.variants), help=f"some of {','.join(VARIANTS)}")
+    parser.add_argument("--seeds", type=int, default=len(defaults.seeds), help="seeds per variant")
+    parser.add_argument("--limit", type=int, default=0, help="rows per split and source (0: all)")
+    parser.add_argument("--max-steps", type=int, default=0, help="training steps per run (0: time budget only)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke run: 24 rows per split and source, 3 steps per run, short texts")
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads")
+    args = parser.parse_args(argv)
+    variants = tuple(v for v in args.variants.split(",") if v)
+    unknown = set(variants) - VARIANTS.keys()
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+    settings = CompareSettings(out=args.out, embedding_from=args.embedding_from, max_minutes=args.max_minutes,
+                               variants=variants, seeds=tuple(range(args.seeds)), limit=args.limit,
+                               max_steps=args.max_steps, threads=args.threads)
+    if args.tiny:
+        settings = dataclasses.replace(settings, limit=args.limit or 24, max_steps=args.max_steps or 3,
+                                       valid_rows=16, train_check_rows=16, timing_rows=3,
+                                       train_tokens=64, max_tokens=96, setup_minutes=0, eval_minutes=0)
+    return settings
+
+
+def main(argv=None) -> None:
+    settings = parse_args(argv)
+    command = "python -m seqdemo.compare " + " ".join(argv if argv is not None else sys.argv[1:])
+    run_comparison(settings, command=command.strip())
+    print(f"wrote {settings.out / RESULTS_FILE}")
+
+
+if __name__ == "__main__":
+    main()
