@@ -222,11 +222,13 @@ def gradient_norms(model: SentimentClassifier, ids: list[int]) -> list[float]:
     was_training = model.training
     model.eval()
     embedded = model.embedding(torch.tensor([ids], device=device)).detach().requires_grad_(True)
-    with torch.enable_grad():
+    # Gradients for the input alone (the weights' .grad stay untouched, so concurrent requests can't mix), without
+    # cuDNN, whose RNNs have no backward pass in eval mode.
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
         logits = model.classify_embeddings(embedded, torch.tensor([len(ids)]))
-        (logits[0, -1] - logits[0, 0]).backward()
+        (gradient,) = torch.autograd.grad(logits[0, -1] - logits[0, 0], embedded)
     model.train(was_training)
-    return embedded.grad[0].norm(dim=-1).tolist()
+    return gradient[0].norm(dim=-1).tolist()
 
 
 def text_gradient_norms(pipeline: SentimentPipeline, text: str) -> tuple[list[str], list[float]]:
