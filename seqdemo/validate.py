@@ -9,10 +9,12 @@ itself: a value can be ten megabytes, or HTML, and the page shows these messages
 from __future__ import annotations
 
 import math
+import sys
 from typing import Iterable
 
 from seqdemo.text import valid_unicode
 
+_LARGEST_FLOAT = sys.float_info.max
 SEED_RANGE = 2**64  # torch.Generator.manual_seed takes 0 <= seed < 2**64
 
 
@@ -103,11 +105,10 @@ def number(value, name: str, low: float | None = None, high: float | None = None
     wanted = f"{name} must be a number{bound}"
     if parsed is None:
         raise InputError(f"{wanted}, not {_kind(value)}.")
-    parsed = float(parsed)
-    too_low = low is not None and (parsed <= low if above else parsed < low)
-    if too_low or (high is not None and parsed > high):
+    too_low = low is not None and (parsed <= low if above else parsed < low)  # exact, even for a huge int
+    if too_low or (high is not None and parsed > high) or abs(parsed) > _LARGEST_FLOAT:
         raise InputError(f"{wanted}.")
-    return parsed
+    return float(parsed)
 
 
 def seed(value) -> int | None:
