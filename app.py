@@ -21,17 +21,17 @@ import functools
 import html
 import inspect
 import logging
-import math
 import os
 import time
 
 import gradio as gr
-import torch
 
 import seqdemo
-from seqdemo import gates, plots
+from seqdemo import gates, plots, serving
+from seqdemo import validate as valid
 from seqdemo import presentation as show
 from seqdemo.device import device_name, on_zero_gpu, zero_gpu_decorator
+from seqdemo.exports import ExportStore
 from seqdemo.generation import NextWordPipeline
 from seqdemo.presentation import IG_STEPS
 from seqdemo.sentiment import SentimentPipeline
@@ -43,7 +43,8 @@ METHOD_CHOICES = [
     ("where the verdict was read (exact, one forward pass)", "evidence"),
     (f"integrated gradients ({IG_STEPS} steps, slower)", "integrated_gradients"),
 ]
-MAX_NEW_TOKENS = 300  # the page's slider; the library accepts up to 1000
+MAX_NEW_TOKENS = 300  # the page's slider, and the API's limit (the library accepts up to 1000)
+MAX_WORDS = 50  # next words asked for at most (the page's slider stops at 20)
 STREAM_INTERVAL = 0.04  # seconds between two streamed updates (at most 25 a second; every token when slower)
 
 EXAMPLES = ["not good at all", "The plot was thin but the acting saved it", "I loved it"]
@@ -66,13 +67,15 @@ PRIVATE = {"api_visibility": "private"}  # page-only events: the named endpoints
 
 def friendly(fn):
     """Library ValueErrors and TypeErrors (empty text, bad settings) become a gr.Error with their message;
-    anything else is logged with its traceback and shown as one plain line: the page never shows a stack trace."""
+    anything else is logged with its traceback and shown as one plain line: the page never shows a stack trace.
+    The messages never quote what was typed (seqdemo.validate), so API callers get them as written; the page
+    shows them as HTML, so a "<" or "&" is escaped all the same."""
 
     def convert(error: Exception) -> gr.Error:
         if isinstance(error, gr.Error):
             return error
         if isinstance(error, (ValueError, TypeError)):
-            return gr.Error(html.escape(str(error)), print_exception=False)
+            return gr.Error(html.escape(str(error), quote=False), print_exception=False)
         logger.exception("%s failed", fn.__name__)
         return gr.Error(f"Something went wrong inside the model ({type(error).__name__}); the server log has the "
                         "details.", print_exception=False)
@@ -108,13 +111,15 @@ class Handlers:
     def __init__(self, sentiment: SentimentPipeline, nextword: NextWordPipeline):
         self.sentiment, self.nextword = sentiment, nextword
         self.models = {"sentiment": sentiment, "nextword": nextword}
+        self.exports = ExportStore(serving.export_folder())
         # The inspector's controls redraw from the same text: trace it once.
         self._cached_gate_trace = functools.lru_cache(maxsize=8)(self._gate_trace)
 
     def classify(self, text: str, method: str = "evidence"):
         """Label, attribution highlights, strongest pushes, notes."""
         pipe = self.sentiment
-        text, clipped = show.clip(text, "head_tail")
+        method = valid.choice(method, "method", [value for _, value in METHOD_CHOICES])
+        text, clipped = show.clip(valid.text(text), "head_tail")
         explanation = pipe.explain(text, method=method, steps=IG_STEPS)
         # The notes say how long a truncated text was: encode it whole only then.
         truncated = explanation.middle_skipped_at is not None
@@ -125,16 +130,14 @@ class Handlers:
     def trajectory(self, text: str):
         """P(positive) after each token, as a line over the tokens read."""
         pipe = self.sentiment
-        text, _ = show.clip(text, "head_tail")
+        text, _ = show.clip(valid.text(text), "head_tail")
         ids, truncated = pipe.encode(text)
         return plots.trajectory_figure(pipe.trajectory(text), show.token_labels(pipe.tokenizer, ids),
                                        pipe.labels[-1], truncated_at=pipe.middle_skipped_at(truncated))
 
     def next_words(self, prompt: str, k: float = 5):
-        prompt, clipped = show.clip(prompt, "tail")
-        k = int(k or 5)
-        if not 1 <= k <= 50:
-            raise ValueError("k must be between 1 and 50.")
+        prompt, clipped = show.clip(valid.text(prompt, "prompt"), "tail")
+        k = valid.integer(k, "k", 1, MAX_WORDS)
         words = self.nextword.next_words(prompt, k=k)
         _, truncated = self.nextword.prompt_ids(prompt)
         return dict(words), show.next_words_notes(words, truncated or clipped, self.nextword.max_tokens - 1)
@@ -143,10 +146,11 @@ class Handlers:
                  top_p: float = 0.95, seed: float | None = 0):
         """Streams the prompt and its continuation; an update at most every STREAM_INTERVAL seconds, so a fast
         model does not spend its time on messages (a slow one still shows every token as it comes)."""
-        prompt, _ = show.clip(prompt, "tail")
-        seed = None if seed is None or (isinstance(seed, float) and math.isnan(seed)) else int(seed)
-        stream = self.nextword.stream(prompt, max_new_tokens=int(max_new_tokens), temperature=float(temperature),
-                                      top_k=int(top_k), top_p=float(top_p), seed=seed)
+        prompt, _ = show.clip(valid.text(prompt, "prompt"), "tail")
+        max_new_tokens = valid.integer(max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
+        # The library checks and coerces the other settings (seqdemo.generation.check_sampling, validate.seed).
+        stream = self.nextword.stream(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                                      top_p=top_p, seed=seed)
         text, last = prompt, 0.0
         for text in stream:
             now = time.perf_counter()
@@ -157,16 +161,15 @@ class Handlers:
 
     def surprisal(self, text: str):
         """Tokens coloured by surprisal, the table of bits and alternatives, notes."""
-        text, clipped = show.clip(text, "head")
+        text, clipped = show.clip(valid.text(text), "head")
         return show.surprisal_view(self.nextword.tokenizer, self.nextword.surprisal_summary(text), clipped)
 
     def _gate_trace(self, kind: str, text: str) -> gates.TextTrace:
         return self.models[kind].gate_trace(text, max_tokens=INSPECT_TOKENS)
 
     def gate_trace(self, kind: str, text: str) -> tuple[gates.TextTrace, bool]:
-        if kind not in self.models:
-            raise ValueError(f"Model must be one of {', '.join(self.models)}.")
-        text, clipped = show.clip(text, "head")
+        kind = valid.choice(kind, "model", self.models)
+        text, clipped = show.clip(valid.text(text), "head")
         return self._cached_gate_trace(kind, text), clipped
 
     def inspect_gates(self, text: str, kind: str = "sentiment", layer: float = 0, direction: str = "forward",
@@ -174,10 +177,12 @@ class Handlers:
         """Heatmap, the text coloured by one unit, saturation table, mean forget gate per token, notes."""
         traced, clipped = self.gate_trace(kind, text)
         pipe, rnn = self.models[kind], self.models[kind].model.rnn
+        layer = None if layer is None else valid.integer(layer, "layer")
+        direction = valid.choice(direction, "direction", gates.DIRECTIONS)
         layer, d = show.check_layer_and_direction(rnn, layer, direction)
         values = traced.layers[(layer, d)]
-        if signal not in values:
-            raise ValueError(f"Signal must be one of {', '.join(values)}.")
+        signal = valid.choice(signal, "signal", values)
+        order = valid.choice(order, "order", [value for _, value in show.ORDER_CHOICES])
         matrix = values[signal].float()
         units, order_text, contributions = show.rank_units(pipe, traced, matrix, signal, order, layer, d)
         unit = show.pick_unit(unit, units, matrix.shape[1])
@@ -195,7 +200,7 @@ class Handlers:
     def export(self, text: str, kind: str = "sentiment", fmt: str = "json") -> str:
         """A file with every gate, cell and hidden value of the traced text (seqdemo.gates.to_json / to_npz)."""
         traced, _ = self.gate_trace(kind, text)
-        return str(show.export_trace(traced, f"seqdemo-gates-{kind}.{fmt}", fmt))
+        return str(self.exports.write(traced, f"seqdemo-gates-{kind}.{fmt}", fmt))
 
     def controls(self, kind: str, signal: str | None = None, order: str | None = None):
         """Updates for the layer, direction, signal and order choices when the model changes (kept when valid)."""
@@ -335,12 +340,6 @@ def inspector_tab(h: Handlers, page) -> None:
     export.click(page(h.export), [text, model, fmt], file, api_name="export_trace")
 
 
-def concurrency() -> int:
-    """Requests served at once: the GPU overlaps a few; on a CPU each request already uses every core."""
-    cores = os.cpu_count() or 1
-    return int(os.environ.get("SEQDEMO_CONCURRENCY", 4 if torch.cuda.is_available() else max(2, min(cores, 8))))
-
-
 def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline) -> gr.Blocks:
     """The whole page around two loaded pipelines (seqdemo.load("sentiment"), seqdemo.load("nextword"))."""
     # Analytics stay off unless the user turns them on: gradio 6 reads this when a page is built and launched.
@@ -349,7 +348,9 @@ def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline) -> gr.B
     gpu = zero_gpu_decorator()
 
     def page(handler):
-        return friendly(on_zero_gpu(handler, (sentiment, nextword), gpu))
+        """A model handler as the page calls it; it shares the model queue and validates its raw inputs itself
+        (seqdemo.serving.configure_queue)."""
+        return serving.model_handler(friendly(on_zero_gpu(handler, (sentiment, nextword), gpu)))
 
     with gr.Blocks(title="seqdemo: see inside an LSTM", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# seqdemo: see inside an LSTM")
@@ -365,14 +366,13 @@ def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline) -> gr.B
         gr.Markdown("API: every button is an endpoint (`/classify`, `/trajectory`, `/next_words`, `/generate`, "
                     "`/surprisal`, `/inspect`, `/export_trace`); see *Use via API* below, or call them with "
                     "`gradio_client`.")
-    limit = concurrency()
-    demo.queue(default_concurrency_limit=limit, max_size=16 * limit)
+    serving.configure_queue(demo)
     return demo
 
 
 def launch_options() -> dict:
     """What launch() needs beyond the Blocks (gradio 6 takes the CSS there)."""
-    return {"css": CSS}
+    return {"css": CSS, **serving.launch_options()}
 
 
 def main(checkpoints: str | None = None) -> None:
@@ -385,6 +385,7 @@ def main(checkpoints: str | None = None) -> None:
     nextword = seqdemo.load("nextword", checkpoints=checkpoints)
     logger.info("models on %s: sentiment from %s, next word from %s", device_name(sentiment.device),
                 sentiment.source, nextword.source)
+    serving.stop_on_sigterm()
     build_demo(sentiment, nextword).launch(**launch_options())
 
 

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import torch
 
+from seqdemo import validate as valid
 from seqdemo.models import NextWordLSTM
 from seqdemo.pipeline import Pipeline
 from seqdemo.text import pad_batch, require_text
@@ -143,8 +144,10 @@ class NextWordPipeline(Pipeline):
         seed: int | None = 0,
     ) -> Iterator[str]:
         """Yields the prompt followed by the continuation so far, after every new token."""
-        check_sampling(max_new_tokens, temperature, top_k, top_p)
+        max_new_tokens, temperature, top_k, top_p = check_sampling(max_new_tokens, temperature, top_k, top_p)
+        prompt = require_text(prompt)
         ids, _ = self.prompt_ids(prompt)
+        seed = valid.seed(seed)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         prompt_text = self.tokenizer.decode(ids)
         new: list[int] = []
@@ -254,12 +257,13 @@ class NextWordPipeline(Pipeline):
                                 bits_per_char=bits_per_char)
 
 
-def check_sampling(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> None:
-    if not 1 <= max_new_tokens <= 1000:
-        raise ValueError("max_new_tokens must be between 1 and 1000.")
-    if not 0 <= temperature <= 5:
-        raise ValueError("temperature must be between 0 (greedy) and 5.")
-    if top_k < 0:
-        raise ValueError("top_k must be 0 (off) or a positive number of tokens.")
-    if not 0 < top_p <= 1:
-        raise ValueError("top_p must be above 0 and at most 1.")
+MAX_NEW_TOKENS = 1000
+
+
+def check_sampling(max_new_tokens, temperature, top_k, top_p) -> tuple[int, float, int, float]:
+    """The settings as (int, float, int, float), or a ValueError naming the one that is wrong (a number given as
+    a string is fine: seqdemo.validate)."""
+    return (valid.integer(max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS),
+            valid.number(temperature, "temperature (0 = greedy)", 0, 5),
+            valid.integer(top_k, "top_k (0 = off)", 0),
+            valid.number(top_p, "top_p", 0, 1, above=True))

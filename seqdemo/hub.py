@@ -7,12 +7,16 @@ comes along when the repo has one). The repo for each model comes from the argum
     SEQDEMO_NEXTWORD_REPO=owner/name@v1.0        # a branch, a tag or a commit sha
 
 Downloads go through huggingface_hub (its cache, its token, HF_ENDPOINT), restricted to the files above. When the
-Hub cannot serve the checkpoint - no repo configured, HF_HUB_OFFLINE=1, the Hub unreachable, the repo or the
-revision missing - the model loads from the local `checkpoints/<kind>` folder, and one line on the "seqdemo"
-logger says why. A snapshot already in the cache is used when the Hub is unreachable or offline mode is on.
+Hub cannot serve the checkpoint - no repo configured, HF_HUB_OFFLINE=1, the Hub unreachable or too slow, the repo
+or the revision missing - the model loads from the local `checkpoints/<kind>` folder, and one line on the
+"seqdemo" logger says why. A snapshot already in the cache is used when the Hub is unreachable, too slow, or
+offline mode is on. "Too slow": the whole fetch of one checkpoint gets SEQDEMO_HUB_DEADLINE seconds (default 30),
+however many times huggingface_hub retries inside it.
 
 A checkpoint that is there but wrong - a truncated download, a config that does not parse, a repo with only
 pickled weights - is a CheckpointError naming the file: only safetensors weights are ever loaded, never a pickle.
+`load` then falls back to the local checkpoint with a warning that quotes the error, so a broken Hub repo (or a
+broken snapshot in the cache) does not stop the app; `fetch_checkpoint` and `load_folder` raise it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import inspect
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
@@ -55,6 +60,10 @@ TOKENIZER = "tokenizer.model"
 REQUIRED_FILES = (CONFIG, WEIGHTS, TOKENIZER)
 HUB_FILES = [*REQUIRED_FILES, "README.md", "metrics.json"]  # the only files ever downloaded
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+DEADLINE_ENV = "SEQDEMO_HUB_DEADLINE"
+DEFAULT_DEADLINE = 30.0  # seconds for the whole Hub fetch of one checkpoint
+LOCAL_SOURCE = "local checkpoints/"  # how the source of a local checkpoint begins
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 # The Hub could not serve the checkpoint: no connection, timeout, offline mode, an HTTP error (not found, 5xx...).
@@ -122,12 +131,16 @@ def fetch_checkpoint(
         return _local(kind, checkpoints, "HF_HUB_OFFLINE=1",
                       detail=f"HF_HUB_OFFLINE=1 and {label} is not in the Hub cache")
 
+    deadline = hub_deadline()
     try:
-        info = HfApi().model_info(repo_id, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
-        siblings = None if info.siblings is None else [s.rfilename for s in info.siblings]
-        if siblings is not None:
-            _check_repo_files(siblings, label)  # before any download: a pickle is never fetched
-        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES))
+        folder, siblings = _within(deadline, _download, repo_id, revision, label)
+    except _HubTooSlow:
+        why = f"the Hub did not deliver {label} within {deadline:g} s ({DEADLINE_ENV})"
+        cached = _cached_snapshot(repo_id, revision)
+        if cached is not None:
+            logger.warning("%s: %s; using the cached snapshot of %s", kind, why, label)
+            return cached, f"{repo_id}@{cached.name} (cache)"
+        return _local(kind, checkpoints, why)
     except _HUB_ERRORS as error:
         if isinstance(error, httpx2.RemoteProtocolError) and "/resolve/" in _url(error):
             # The Hub answered, then a file stopped short of its announced length (huggingface_hub retried first).
@@ -150,6 +163,54 @@ def fetch_checkpoint(
     present = {p.name for p in folder.iterdir()}
     _check_repo_files(sorted(present | set(siblings or ())), label, present=present)
     return folder, f"{repo_id}@{folder.name}"
+
+
+def hub_deadline() -> float:
+    """SEQDEMO_HUB_DEADLINE in seconds (a positive number), else DEFAULT_DEADLINE."""
+    text = os.environ.get(DEADLINE_ENV, "").strip()
+    if not text:
+        return DEFAULT_DEADLINE
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{DEADLINE_ENV} must be a number of seconds above 0, not {text!r}")
+    return seconds
+
+
+class _HubTooSlow(Exception):
+    """The Hub fetch did not finish within the deadline."""
+
+
+def _download(repo_id: str, revision: str | None, label: str) -> tuple[Path, list[str] | None]:
+    """The snapshot folder and the repo's file list, fetched from the Hub (no deadline of its own)."""
+    info = HfApi().model_info(repo_id, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    siblings = None if info.siblings is None else [s.rfilename for s in info.siblings]
+    if siblings is not None:
+        _check_repo_files(siblings, label)  # before any download: a pickle is never fetched
+    return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES)), siblings
+
+
+def _within(seconds: float, fn, *args):
+    """fn(*args), or _HubTooSlow once `seconds` have passed; its exception is raised here. A fetch that overruns
+    goes on in a daemon thread, unwatched (a hung socket cannot be interrupted), and ends with the process."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as error:  # handed to the caller, who re-raises it
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="seqdemo-hub-fetch", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _HubTooSlow
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def load_model(model_class, folder: Path) -> torch.nn.Module:
@@ -191,9 +252,18 @@ def load(kind: str, repo_id: str | None = None, revision: str | None = None, dev
          checkpoints: str | Path | None = None) -> SentimentPipeline | NextWordPipeline:
     """The public entry point: the model and tokenizer for `kind` ('sentiment' or 'nextword'), wrapped in their
     pipeline, on `device` (see seqdemo.device.pick_device). `pipeline.source` says where the checkpoint came from;
-    `checkpoints` is the local fallback's folder (see fetch_checkpoint)."""
+    `checkpoints` is the local fallback's folder (see fetch_checkpoint). A broken Hub or cached checkpoint gives
+    way to the local one, with a warning naming the broken file; a broken local checkpoint raises CheckpointError."""
     _check_kind(kind)
-    folder, source = fetch_checkpoint(kind, repo_id, revision, checkpoints=checkpoints)
+    from_local = False
+    try:
+        folder, source = fetch_checkpoint(kind, repo_id, revision, checkpoints=checkpoints)
+        from_local = source.startswith(LOCAL_SOURCE)
+        return load_folder(kind, folder, device=device, source=source)
+    except CheckpointError as error:
+        if from_local:  # nothing left to fall back to
+            raise
+        folder, source = _local(kind, checkpoints, "the Hub checkpoint is broken", detail=str(error))
     return load_folder(kind, folder, device=device, source=source)
 
 
@@ -252,7 +322,7 @@ def _local(kind: str, checkpoints: str | Path | None, why: str, detail: str | No
     logger.log(level, "%s: %s; loading local checkpoints/%s", kind, detail or why, kind)
     if not folder.is_dir():
         raise FileNotFoundError(f"no {kind} checkpoint: {detail or why}, and the local folder {folder} does not exist")
-    return folder, f"local checkpoints/{kind} ({why})"
+    return folder, f"{LOCAL_SOURCE}{kind} ({why})"
 
 
 def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:

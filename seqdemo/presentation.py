@@ -10,10 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import tempfile
-import time
-import uuid
-from pathlib import Path
 
 import torch
 
@@ -36,8 +32,6 @@ METHOD_NOTES = {
 }
 OFFSET_NAMES = {"evidence": "the classifier's bias", "integrated_gradients": "log-odds of the all-zero input"}
 MIDDLE_SKIPPED = "  […middle skipped…]  "
-EXPORT_MAX_AGE = 3600  # trace downloads are deleted after an hour
-EXPORTS = Path(tempfile.gettempdir()) / "seqdemo-exports"
 ORDER_CHOICES = [
     ("unit index", "index"),
     ("variance over the text", "variance"),
@@ -362,44 +356,12 @@ def inspector_notes(unit: int, order: list[int], order_text: str, where: str, me
     return "\n\n".join(notes)
 
 
-def round_floats(value, digits: int = 6):
-    """float32 values written with 6 decimals: the file shrinks threefold and loses nothing float32 holds."""
-    if isinstance(value, float):
-        return round(value, digits)
-    if isinstance(value, list):
-        return [round_floats(v, digits) for v in value]
-    return value
-
-
 def mean_forget(traced: gates.TextTrace, layer: int, direction: int, where: str) -> tuple[list[float], str]:
     """The forget gate averaged over the units, per step, and the figure's place name; a GRU has no forget gate,
     and its update gate z (the share of memory kept) stands in."""
     if "f" in traced.layers[(layer, direction)]:
         return gates.mean_forget_per_token(traced.layers, layer, direction).tolist(), where
     return traced.layers[(layer, direction)]["z"].mean(-1).tolist(), where + " (update gate z)"
-
-
-def export_trace(traced: gates.TextTrace, name: str, fmt: str) -> Path:
-    """Every value of a gate trace, as .npz (seqdemo.gates.to_npz) or compact JSON (seqdemo.gates.to_json), in a
-    fresh folder under EXPORTS (two visitors never share a file); downloads older than EXPORT_MAX_AGE go."""
-    if fmt not in ("json", "npz"):
-        raise ValueError("Format must be json or npz.")
-    EXPORTS.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - EXPORT_MAX_AGE
-    for old in EXPORTS.glob("*/*"):
-        try:
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
-                old.parent.rmdir()
-        except OSError:
-            pass
-    path = EXPORTS / uuid.uuid4().hex / name
-    path.parent.mkdir()
-    if fmt == "npz":
-        gates.to_npz(traced, str(path))
-    else:
-        path.write_text(json.dumps(round_floats(gates.to_json(traced)), separators=(",", ":"), ensure_ascii=False))
-    return path
 
 
 # -- the page's header and model cards ---------------------------------------------------------------------------

@@ -9,12 +9,23 @@ import torch
 
 
 def require_text(text: str) -> str:
-    """Refuses what no model can read, with a message a person can act on."""
+    """Refuses what no model can read, with a message a person can act on; returns it as valid Unicode."""
     if not isinstance(text, str):
         raise TypeError(f"expected text (str), got {type(text).__name__}")
     if not text.strip():
         raise ValueError("The text is empty: type a word or a sentence first.")
-    return text
+    return valid_unicode(text)
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with each lone surrogate (from a JSON "\\ud800" escape, say) replaced by U+FFFD: UTF-8 has no
+    encoding for them, so the tokenizer, and the JSON that carries a reply, would fail on them."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        # Through UTF-16 a surrogate pair still spells its character; only the lone halves become U+FFFD.
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def head_length(max_tokens: int) -> int:

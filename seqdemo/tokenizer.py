@@ -13,6 +13,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 import sentencepiece as spm
 
+from seqdemo.text import valid_unicode
+
 FILENAME = "tokenizer.model"
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 WORD_START = "\u2581"  # SentencePiece marks a piece that begins a new word with this character
@@ -30,6 +32,8 @@ class Tokenizer:
     def __init__(self, model_proto: bytes):
         self.model_proto = model_proto
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        if self.sp.get_piece_size() == 0:  # sentencepiece accepts an empty proto, then fails on the first encode
+            raise ValueError("the model holds no pieces (an empty or truncated file?)")
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = PAD, UNK, BOS, EOS
 
     @classmethod
@@ -78,7 +82,7 @@ class Tokenizer:
         return self.sp.get_piece_size()
 
     def encode(self, text: str) -> list[int]:
-        return self.sp.encode(text)
+        return self.sp.encode(valid_unicode(text))
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.sp.decode(list(ids))

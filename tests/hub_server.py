@@ -19,7 +19,8 @@ X-Repo-Commit, which the client uses to cache the file's absence). Anything else
 GET /api/agent-harnesses, which huggingface_hub 2.4 asks for once per process when telemetry is on (conftest turns
 it off); on a 404 the client just detects no agent.
 
-`cut_transfer()` makes a file's GET stop short of its Content-Length, like a dropped connection.
+`cut_transfer()` makes a file's GET stop short of its Content-Length, like a dropped connection; `stall()` makes
+it send nothing at all until the server stops (a Hub that hangs); `fail_file()` answers one file with an error.
 
 Every request is recorded in `hub.requests` as (method, path). The server answers HTTP/1.0, so no connection
 outlives its request: after `stop()` nothing answers on the port, which is what a test of the cache needs.
@@ -94,6 +95,9 @@ class FakeHub:
         self.repos: dict[str, _Repo] = {}
         self.requests: list[tuple[str, str]] = []
         self.cut: dict[tuple[str, str], int] = {}  # (repo_id, path) -> bytes sent before hanging up
+        self.stalled: set[tuple[str, str]] = set()  # (repo_id, path) whose GET waits until stop()
+        self.file_failures: dict[tuple[str, str], int] = {}  # (repo_id, path) -> HTTP status
+        self._released = threading.Event()  # set by stop(): stalled requests end
         self.failure: int | None = None  # an HTTP status every request gets (the Hub down, or rate limiting)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -133,6 +137,14 @@ class FakeHub:
         bytes (a transfer cut short; a Range request from past `nbytes` gets no byte at all)."""
         self.cut[(repo_id, path)] = nbytes
 
+    def stall(self, repo_id: str, path: str) -> None:
+        """From now on, GET of `path` (not HEAD: its metadata still arrives) gets no answer until stop()."""
+        self.stalled.add((repo_id, path))
+
+    def fail_file(self, repo_id: str, path: str, status: int) -> None:
+        """From now on, HEAD and GET of `path` get `status`; the repo info and other files are served."""
+        self.file_failures[(repo_id, path)] = status
+
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     def start(self) -> "FakeHub":
@@ -152,6 +164,7 @@ class FakeHub:
         server, self._server = self._server, None
         if server is None:
             return
+        self._released.set()
         server.shutdown()
         server.server_close()
         if self._thread is not None:
@@ -271,6 +284,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path not in rev.files:
             return self._error(404, "EntryNotFound", f"{path} does not exist on {revision}", head, rev.sha)
+        status = self.hub.file_failures.get((repo_id, path))
+        if status is not None:
+            return self._error(status, None, f"stand-in Hub failing {path} with {status}", head)
+        if not head and (repo_id, path) in self.hub.stalled:
+            self.hub._released.wait()  # the client waits for bytes that never come
+            return
         data = rev.files[path]
         entry = rev.entry(path)
         etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]

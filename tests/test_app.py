@@ -188,7 +188,8 @@ def test_classify_bad_input(client, pipelines):
     sentiment, _ = pipelines
     assert_error(client, "", api_name="/classify", says="empty")
     assert_error(client, " \n\t ", api_name="/classify", says="empty")
-    assert_error(client, "fine", "<b>magic</b>", api_name="/classify", says="not in the list of choices")
+    assert_error(client, "fine", "<b>magic</b>", api_name="/classify",
+                 says="method must be one of: evidence, integrated_gradients.")
 
     # HTML comes back as text, character for character.
     label, highlighted, *_ = client.predict(HTML_TEXT, api_name="/classify")
@@ -259,9 +260,11 @@ def test_generate(client, pipelines):
 
 def test_generate_bad_input(client):
     assert_error(client, "", 5, 0.8, 50, 0.95, 0, api_name="/generate", says="empty")
-    # Settings out of the sliders' range are refused by gradio with a plain message.
-    assert_error(client, "The acting was", 5, 0.8, 50, 0.0, 0, api_name="/generate", says="less than minimum")
-    assert_error(client, "The acting was", 5000, 0.8, 50, 0.9, 0, api_name="/generate", says="greater than maximum")
+    # Settings out of range are refused with a sentence naming the setting and its range.
+    assert_error(client, "The acting was", 5, 0.8, 50, 0.0, 0, api_name="/generate",
+                 says="top_p must be a number above 0 and at most 1.")
+    assert_error(client, "The acting was", 5000, 0.8, 50, 0.9, 0, api_name="/generate",
+                 says=f"max_new_tokens must be a whole number from 1 to {app.MAX_NEW_TOKENS}.")
     text = client.predict(HTML_TEXT, 3, 0.8, 50, 0.95, 0, api_name="/generate")
     assert text.startswith(HTML_TEXT)
 

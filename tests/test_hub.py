@@ -15,6 +15,7 @@ import logging
 import shutil
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -465,10 +466,118 @@ def test_load_sentiment_falls_back_to_local(hub_env, tiny_sentiment, local):
     assert torch.equal(sentiment_logits(pipe.model), sentiment_logits(tiny_sentiment))
 
 
-def test_load_refuses_a_corrupt_tokenizer(fake_hub, tiny_checkpoints, local):
-    fake_hub.add_repo("owner/bad-tok", served(tiny_checkpoints["sentiment"], {"tokenizer.model": b"not sentencepiece"}))
-    with pytest.raises(CheckpointError, match="tokenizer.model"):
-        hub.load("sentiment", "owner/bad-tok", device="cpu", checkpoints=local)
+@pytest.mark.parametrize("tokenizer", [b"not sentencepiece", b""], ids=["garbage", "empty"])
+def test_a_corrupt_hub_tokenizer_gives_way_to_the_local_checkpoint(fake_hub, tiny_checkpoints, seqdemo_log, local,
+                                                                   tokenizer):
+    """The app keeps starting: the local checkpoint loads, and the warning names the broken file."""
+    fake_hub.add_repo("owner/bad-tok", served(tiny_checkpoints["sentiment"], {"tokenizer.model": tokenizer}))
+    with pytest.raises(CheckpointError, match="tokenizer.model"):  # the folder itself is refused, naming the file
+        hub.load_folder("sentiment", fetch_checkpoint("sentiment", "owner/bad-tok", checkpoints=local)[0])
+
+    pipe = hub.load("sentiment", "owner/bad-tok", device="cpu", checkpoints=local)
+
+    assert pipe.source == "local checkpoints/sentiment (the Hub checkpoint is broken)"
+    assert pipe.predict("I loved it")[0]["label"] in pipe.labels
+    [record] = seqdemo_log()[-1:]
+    assert record.levelno == logging.WARNING
+    assert "tokenizer.model" in record.getMessage() and "loading local checkpoints/sentiment" in record.getMessage()
+
+
+def test_an_empty_tokenizer_file_is_named(tmp_path, tiny_checkpoints):
+    """sentiencepiece takes 0 bytes without complaint and fails on the first encode, naming nothing."""
+    folder = tmp_path / "empty-tok"
+    shutil.copytree(tiny_checkpoints["nextword"], folder)
+    (folder / "tokenizer.model").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=f"{folder / 'tokenizer.model'}.*no pieces"):
+        hub.load_folder("nextword", folder)
+
+
+def test_a_corrupt_cached_snapshot_with_the_hub_down_gives_way_to_local(fake_hub, tiny_checkpoints, seqdemo_log,
+                                                                        local):
+    weights = (tiny_checkpoints["sentiment"] / "model.safetensors").read_bytes()
+    fake_hub.add_repo("owner/cut", served(tiny_checkpoints["sentiment"], {"model.safetensors": weights[:100]}))
+    cached, _ = fetch_checkpoint("sentiment", "owner/cut", checkpoints=local)  # the broken file is now cached
+    fake_hub.stop()
+
+    pipe = hub.load("sentiment", "owner/cut", device="cpu", checkpoints=local)
+
+    assert pipe.source == "local checkpoints/sentiment (the Hub checkpoint is broken)"
+    messages = [r.getMessage() for r in seqdemo_log() if r.levelno == logging.WARNING]
+    assert any("cached snapshot" in m for m in messages)  # the Hub was down: the cache was tried first
+    assert str(cached / "model.safetensors") in messages[-1] and "loading local checkpoints/sentiment" in messages[-1]
+
+
+def test_a_broken_local_checkpoint_still_raises(hub_env, tmp_path, tiny_checkpoints):
+    broken = tmp_path / "checkpoints"
+    shutil.copytree(tiny_checkpoints["sentiment"], broken / "sentiment")
+    (broken / "sentiment" / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match="config.json"):
+        hub.load("sentiment", device="cpu", checkpoints=broken)
+
+
+# -- the deadline --------------------------------------------------------------------------------------------------
+
+
+def test_a_hanging_weight_file_falls_back_within_the_deadline(fake_hub, monkeypatch, tiny_checkpoints, seqdemo_log,
+                                                               local):
+    """The repo info answers, then model.safetensors never arrives: without the deadline huggingface_hub would wait
+    its read timeout (60 s here) on each of its tries."""
+    fake_hub.add_repo("owner/slow", tiny_checkpoints["sentiment"])
+    fake_hub.stall("owner/slow", "model.safetensors")
+    monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 60)
+    monkeypatch.setenv("SEQDEMO_HUB_DEADLINE", "1.5")
+
+    started = time.monotonic()
+    folder, source = fetch_checkpoint("sentiment", "owner/slow", checkpoints=local)
+
+    assert time.monotonic() - started < 1.5 + 10  # the deadline, plus a generous margin for a loaded machine
+    assert folder == tiny_checkpoints["sentiment"]
+    assert source == "local checkpoints/sentiment (the Hub did not deliver owner/slow within 1.5 s " \
+                     "(SEQDEMO_HUB_DEADLINE))"
+    assert ("GET", "/owner/slow/resolve/" + fake_hub.repos["owner/slow"].refs["main"].sha + "/model.safetensors") \
+        in fake_hub.requests  # it did reach the weights
+    [record] = seqdemo_log()
+    assert record.levelno == logging.WARNING and "SEQDEMO_HUB_DEADLINE" in record.getMessage()
+    end_abandoned_fetches(fake_hub, monkeypatch)
+
+
+def end_abandoned_fetches(fake_hub, monkeypatch) -> None:
+    """The fetch left behind by the deadline gets its connection closed and its retries refused (no pauses), and
+    ends while the test still captures its log."""
+    from huggingface_hub import file_download
+
+    monkeypatch.setattr(file_download, "time", SimpleNamespace(sleep=lambda seconds: None))
+    sleep_for_retries(monkeypatch)
+    fake_hub.stop()
+    for thread in threading.enumerate():
+        if thread.name == "seqdemo-hub-fetch":
+            thread.join(timeout=30)
+
+
+def test_a_failing_weight_file_falls_back_within_the_deadline(fake_hub, monkeypatch, tiny_checkpoints, seqdemo_log,
+                                                               local):
+    """A 500 on the weights alone (the repo info answers): huggingface_hub's retries (pausing 1, 2, 4, 8 s) are
+    cut short by the deadline, and the local checkpoint loads."""
+    fake_hub.add_repo("owner/flaky", tiny_checkpoints["nextword"])
+    fake_hub.fail_file("owner/flaky", "model.safetensors", 500)
+    monkeypatch.setenv("SEQDEMO_HUB_DEADLINE", "3")
+
+    started = time.monotonic()
+    pipe = hub.load("nextword", "owner/flaky", device="cpu", checkpoints=local)
+
+    assert time.monotonic() - started < 3 + 10
+    assert pipe.source.startswith("local checkpoints/nextword (")
+    assert any(path.endswith("/model.safetensors") for _, path in fake_hub.requests)
+    [record] = seqdemo_log()
+    assert record.levelno == logging.WARNING and "loading local checkpoints/nextword" in record.getMessage()
+    end_abandoned_fetches(fake_hub, monkeypatch)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "inf"])
+def test_a_bad_deadline_names_the_variable(hub_env, monkeypatch, value, local):
+    monkeypatch.setenv("SEQDEMO_HUB_DEADLINE", value)
+    with pytest.raises(ValueError, match="SEQDEMO_HUB_DEADLINE must be a number of seconds"):
+        fetch_checkpoint("sentiment", "owner/sentiment", checkpoints=local)
 
 
 def test_unknown_kind(hub_env):

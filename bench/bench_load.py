@@ -1,0 +1,234 @@
+"""A crowd on the page: U users, each sending R requests one after another through gradio_client, all at once.
+
+The mix follows the page's use: /classify 50%, /next_words 20%, /generate (40 tokens) 15%, /inspect 15%. The
+server is `python app.py` on 127.0.0.1 (loopback only, a free port), with the checkpoints in checkpoints/. The
+run is bounded in count (U x R per round) and in time (--time-limit: users start no request after it).
+
+Printed: refusals ("Queue is full"), errors, requests not completed, p50/p95 per endpoint against the same
+endpoint's single-user latency measured first in the same run, and the server's RSS before the crowd, its peak
+and after each round; a second round shows whether memory levels off (target: it grows by < 50 MB).
+
+    python bench/bench_load.py                        # 50 users x 20 requests, two rounds
+    python bench/bench_load.py --users 10 --requests 5 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MIX = [("/classify", 50), ("/next_words", 20), ("/generate", 15), ("/inspect", 15)]
+REVIEWS = [
+    "The plot was thin but the acting saved it.",
+    "Not good at all! The worst film of the year, and far too long.",
+    "A wonderful, moving story with brilliant performances from the whole cast.",
+    "I went in expecting very little, and for the first half hour the film gave me exactly that: a thin plot and "
+    "stiff dialogue. Then the two leads found a rhythm, and I would happily watch it again.",
+]
+PROMPTS = ["The acting was", "I would not recommend this movie to", "The best thing about this film is"]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=50, help="simultaneous users (default 50)")
+    parser.add_argument("--requests", type=int, default=20, help="requests per user and round (default 20)")
+    parser.add_argument("--rounds", type=int, default=2, help="crowd rounds, one after the other (default 2)")
+    parser.add_argument("--single", type=int, default=5, help="single-user calls per endpoint first (default 5)")
+    parser.add_argument("--time-limit", type=float, default=900, help="seconds a round may take (default 900)")
+    parser.add_argument("--startup-timeout", type=float, default=180, help="seconds to wait for the server")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the server process (Linux /proc), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class PeakRSS:
+    """Samples the server's RSS every 0.2 s while a round runs."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, rss_mb(self.pid))
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak = rss_mb(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def start_server(port: int, timeout: float) -> subprocess.Popen:
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    for name in ("SEQDEMO_SENTIMENT_REPO", "SEQDEMO_NEXTWORD_REPO"):
+        env.pop(name, None)  # the local checkpoints: no Hub in a load test
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server mid-run
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=log, text=True)
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if server.poll() is not None:
+            log.seek(0)
+            raise SystemExit(f"app.py exited with {server.returncode}:\n{log.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit(f"app.py did not answer within {timeout:.0f} s")
+
+
+def request_args(endpoint: str, rng: random.Random) -> tuple:
+    if endpoint == "/classify":
+        return rng.choice(REVIEWS), "evidence"
+    if endpoint == "/next_words":
+        return rng.choice(PROMPTS), 5
+    if endpoint == "/generate":
+        return rng.choice(PROMPTS), 40, 0.8, 50, 0.95, rng.randrange(1000)
+    return rng.choice(REVIEWS), rng.choice(["sentiment", "nextword"]), 0, "forward", "f", "variance", None
+
+
+def one_call(client, endpoint: str, args: tuple) -> tuple[str, float, str]:
+    """(outcome, seconds, message): outcome is ok, refused (the queue was full) or error."""
+    started = time.perf_counter()
+    try:
+        client.predict(*args, api_name=endpoint)
+        return "ok", time.perf_counter() - started, ""
+    except Exception as error:  # noqa: BLE001 - every failure is counted and reported, none stops the run
+        message = f"{type(error).__name__}: {error}"
+        outcome = "refused" if "queue is full" in message.lower() else "error"
+        return outcome, time.perf_counter() - started, message
+
+
+def single_user(client, rng: random.Random, calls: int) -> dict[str, float]:
+    """Median latency of each endpoint with nobody else on the server (after one untimed call each)."""
+    medians = {}
+    for endpoint, _ in MIX:
+        one_call(client, endpoint, request_args(endpoint, rng))
+        times = [one_call(client, endpoint, request_args(endpoint, rng))[1] for _ in range(calls)]
+        medians[endpoint] = statistics.median(times)
+    return medians
+
+
+def crowd(url: str, users: int, requests: int, time_limit: float, seed: int) -> list[tuple[str, str, float, str]]:
+    """Every user's calls: (endpoint, outcome, seconds, message); a user starts no call once time_limit passed."""
+    from gradio_client import Client
+
+    endpoints, weights = zip(*MIX)
+    results: list[tuple[str, str, float, str]] = []
+    lock = threading.Lock()
+    clients = [Client(url, verbose=False, download_files=False, analytics_enabled=False) for _ in range(users)]
+    go = threading.Barrier(users)
+    deadline = time.monotonic() + time_limit
+
+    def user(index: int) -> None:
+        rng = random.Random(seed * 1000 + index)
+        go.wait()
+        for _ in range(requests):
+            if time.monotonic() > deadline:
+                return
+            endpoint = rng.choices(endpoints, weights)[0]
+            outcome, seconds, message = one_call(clients[index], endpoint, request_args(endpoint, rng))
+            with lock:
+                results.append((endpoint, outcome, seconds, message))
+
+    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(users)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def report(round_number: int, results, expected: int, seconds: float, single: dict[str, float]) -> None:
+    outcomes = Counter(outcome for _, outcome, _, _ in results)
+    print(f"\nround {round_number}: {len(results)} of {expected} requests made in {seconds:.0f} s; "
+          f"ok {outcomes['ok']}, refused {outcomes['refused']}, errors {outcomes['error']}, "
+          f"not completed {expected - len(results)}")
+    for message, count in Counter(m for _, o, _, m in results if o != "ok").most_common(3):
+        print(f"  {count} x {message[:160]}")
+    by_endpoint = defaultdict(list)
+    for endpoint, outcome, latency, _ in results:
+        if outcome == "ok":
+            by_endpoint[endpoint].append(latency)
+    print(f"  {'endpoint':<12} {'n':>5} {'alone p50':>10} {'crowd p50':>10} {'crowd p95':>10}")
+    for endpoint, _ in MIX:
+        latencies = by_endpoint.get(endpoint, [])
+        if latencies:
+            print(f"  {endpoint:<12} {len(latencies):>5} {single[endpoint]:>9.2f}s "
+                  f"{percentile(latencies, 0.5):>9.2f}s {percentile(latencies, 0.95):>9.2f}s")
+
+
+def main() -> None:
+    args = parse_args()
+    from gradio_client import Client
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    server = start_server(port, args.startup_timeout)
+    try:
+        rng = random.Random(args.seed)
+        single = single_user(Client(url, verbose=False, download_files=False, analytics_enabled=False), rng,
+                             args.single)
+        before = rss_mb(server.pid)
+        print(f"server pid {server.pid} on {url}; {os.cpu_count()} CPUs; {args.users} users x {args.requests} "
+              f"requests x {args.rounds} rounds; RSS before the crowd {before:.0f} MB")
+        after_rounds = []
+        for number in range(1, args.rounds + 1):
+            with PeakRSS(server.pid) as peak:
+                started = time.monotonic()
+                results = crowd(url, args.users, args.requests, args.time_limit, args.seed + number)
+                seconds = time.monotonic() - started
+            after_rounds.append(rss_mb(server.pid))
+            report(number, results, args.users * args.requests, seconds, single)
+            print(f"  RSS: peak {peak.peak:.0f} MB, after {after_rounds[-1]:.0f} MB")
+        if len(after_rounds) > 1:
+            print(f"\nRSS growth from round 1 to round {len(after_rounds)}: "
+                  f"{after_rounds[-1] - after_rounds[0]:+.0f} MB (before {before:.0f} MB)")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+if __name__ == "__main__":
+    main()

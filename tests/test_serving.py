@@ -1,0 +1,57 @@
+"""The page under a crowd: every model handler in one queue with one limit, a queue long enough to wait in, and a
+clean stop on SIGTERM. (How a crowd actually fares is measured by bench/bench_load.py, not asserted here.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+import app
+from seqdemo import serving
+from seqdemo.generation import NextWordPipeline
+from seqdemo.sentiment import SentimentPipeline
+
+MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "export_trace"}
+
+
+@pytest.fixture
+def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
+    cpu = torch.device("cpu")
+    return (SentimentPipeline(tiny_sentiment, tiny_tokenizer, device=cpu, source="tiny"),
+            NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny"))
+
+
+def test_every_model_handler_shares_one_queue_and_limit(monkeypatch, pipelines):
+    monkeypatch.setenv("SEQDEMO_CONCURRENCY", "3")
+    demo = app.build_demo(*pipelines)
+    model_fns = [f for f in demo.fns.values() if f.name in {"classify", "trajectory", "next_words", "generate",
+                                                              "surprisal", "inspect_gates", "export"}]
+    assert {f.api_name for f in model_fns} >= MODEL_ENDPOINTS  # the page-only events are in it too
+    assert {(f.concurrency_id, f.concurrency_limit, f.preprocess) for f in model_fns} == {
+        (serving.MODEL_QUEUE, 3, False)}
+    # The model selector's control update runs no model: it keeps gradio's preprocessing and a queue of its own.
+    [controls] = [f for f in demo.fns.values() if f.name == "controls"]
+    assert controls.preprocess and controls.concurrency_id != serving.MODEL_QUEUE
+    assert demo._queue.max_size == serving.QUEUE_SIZE >= 50 * 20
+
+
+def test_the_limit_follows_the_hardware(monkeypatch):
+    monkeypatch.delenv("SEQDEMO_CONCURRENCY", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert serving.concurrency_limit() == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert serving.concurrency_limit() == 4
+
+
+def test_sigterm_stops_like_ctrl_c():
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        serving.stop_on_sigterm()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
