@@ -338,6 +338,7 @@ class Wiring:
         """Runs `handler` on each trigger (an event method such as button.click) with its message box `error`;
         returns the wrapped function so an example click or a chain can run it too."""
         fn = inline_errors(self.page_wrap(handler), len(outputs))
+        fn.__name__ = f"page_{handler.__name__}"  # gradio names events after their function: leave the API its names
         for trigger in triggers:
             trigger(fn, inputs, [*outputs, error], **PRIVATE, **options)
         if on_load:

@@ -447,8 +447,7 @@ def marked_steps(rows: list[Span], marked: str) -> list[int]:
 
 
 FIND_ROWS = 10
-FIND_HEADERS = ["unit", "memory c before → after", "change vs. its usual step", "forget gate f here (elsewhere)",
-                "input gate i here (elsewhere)"]
+FIND_HEADERS = ["unit", "c before → after", "× its usual step", "f here (elsewhere)", "i here (elsewhere)"]
 
 
 def find_units(values: dict[str, torch.Tensor], steps: list[int], measure: str = "memory",
