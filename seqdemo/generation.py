@@ -23,6 +23,7 @@ from seqdemo.text import pad_batch, require_text
 from seqdemo.tokenizer import Tokenizer
 
 PUNCTUATION = set(string.punctuation)
+WORD_TAIL = 20  # whole_words: at most this many pieces past max_new_tokens to finish the last word
 
 
 def perplexity_and_bits_per_char(nll_nats: float, tokens: int, characters: int) -> tuple[float, float]:
@@ -142,8 +143,11 @@ class NextWordPipeline(Pipeline):
         top_k: int = 50,
         top_p: float = 0.95,
         seed: int | None = 0,
+        whole_words: bool = False,
     ) -> Iterator[str]:
-        """Yields the prompt followed by the continuation so far, after every new token."""
+        """Yields the prompt followed by the continuation so far, after every new token. `whole_words`: after
+        max_new_tokens, go on (at most WORD_TAIL pieces) until the next piece would start a new word, so the text
+        does not stop mid-word."""
         max_new_tokens, temperature, top_k, top_p = check_sampling(max_new_tokens, temperature, top_k, top_p)
         prompt = require_text(prompt)
         ids, _ = self.prompt_ids(prompt)
@@ -152,9 +156,9 @@ class NextWordPipeline(Pipeline):
         prompt_text = self.tokenizer.decode(ids)
         new: list[int] = []
         log_probs, state = self.read(ids)
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens + WORD_TAIL * whole_words):
             token = self.sample(log_probs.cpu(), temperature, top_k, top_p, generator)
-            if token == self.tokenizer.eos_id:
+            if token == self.tokenizer.eos_id or step >= max_new_tokens and self.word_starts[token]:
                 break
             new.append(token)
             # Decoding the whole sequence (not piece by piece) keeps multi-byte characters and spacing right.

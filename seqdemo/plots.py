@@ -1,4 +1,5 @@
-"""Plotly figures for the demo page: the reading trajectory, the gate heatmap and the mean forget gate per token.
+"""Plotly figures for the demo page, and its colours: the reading trajectory, the gate heatmap and one unit's
+line chart over the text.
 
 The builders take plain numbers (lists or numpy arrays) and token strings, so they hold no model code. Token
 strings come from user text: every one is HTML-escaped before it reaches plotly, which renders a few tags
@@ -39,7 +40,54 @@ SIGNAL_NAMES = {
 }
 GATES = {"i", "f", "o", "r", "z"}  # sigmoids: every value lies in [0, 1]
 
+# The page's one colour language. Sentiment: positive always blue, negative always orange, on every tab (the
+# pushes are in log P(positive) - log P(negative), so a push's sign picks its colour). Signed values (c, h, g and
+# the candidates) sit on the same blue-orange scale centred at 0; amounts from 0 to 1 (gates) and surprisal on
+# one white-to-purple scale. Plotly figures and the coloured text use the same stops.
+POSITIVE, NEGATIVE = "#2166ac", "#b35806"
+DIVERGING = [(0.0, NEGATIVE), (0.25, "#f1a340"), (0.5, "#f7f7f7"), (0.75, "#67a9cf"), (1.0, POSITIVE)]
+SEQUENTIAL = [(0.0, "#fcfbfd"), (0.5, "#9e9ac8"), (1.0, "#3f007d")]
+UNIT_LINES = {"c": "#111827", "h": "#6b7280", "f": "#7b3294", "i": "#1b7837", "o": "#a6761d", "g": "#0e7490",
+              "z": "#7b3294", "r": "#a6761d", "n": "#0e7490"}
+CLEARED_BELOW, WRITTEN_ABOVE = 0.5, 0.5  # the unit chart marks f < 0.5 (cleared) and i > 0.5 (written)
+TOP_UNITS = 32  # the heatmap shows this many units unless all are asked for
+
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+
+
+def colour_at(scale: Sequence[tuple[float, str]], x: float) -> str:
+    """The colour at x in [0, 1] on a scale of (position, "#rrggbb") stops, linearly between stops."""
+    x = min(max(float(x), 0.0), 1.0)
+    for (x0, c0), (x1, c1) in zip(scale, scale[1:]):
+        if x <= x1:
+            t = (x - x0) / (x1 - x0)
+            rgb0, rgb1 = _rgb(c0), _rgb(c1)
+            return "#" + "".join(f"{round(a + t * (b - a)):02x}" for a, b in zip(rgb0, rgb1))
+    return scale[-1][1]
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def ink_for(background: str) -> str:
+    """Black or white text, whichever reads on the background."""
+    r, g, b = _rgb(background)
+    return "#ffffff" if 0.299 * r + 0.587 * g + 0.114 * b < 140 else "#111827"
+
+
+def signed_colour(value: float, bound: float) -> str:
+    """A signed value on the diverging scale: -bound full orange, 0 white, +bound full blue."""
+    return colour_at(DIVERGING, 0.5 + 0.5 * value / (bound or 1.0))
+
+
+def amount_colour(value: float, top: float = 1.0) -> str:
+    """An amount on the sequential scale: 0 white, `top` full purple."""
+    return colour_at(SEQUENTIAL, value / (top or 1.0))
+
+
+def plotly_scale(scale: Sequence[tuple[float, str]]) -> list[list]:
+    return [[x, c] for x, c in scale]
 
 
 def escape(text: str) -> str:
@@ -79,26 +127,31 @@ def trajectory_figure(
     tokens: Sequence[str],
     positive_label: str = "positive",
     truncated_at: int | None = None,
+    unit: str = "token",
 ):
     """P(positive) after each token read. `points` = [(tokens read, P)], `tokens` = every token the model read
-    (so the hover can name the last one read). `truncated_at`: where the kept head ends and the tail starts."""
+    (so the hover can name the last one read). `truncated_at`: where the kept head ends and the tail starts.
+    `unit`: what the points count ("word" when the page merged the pieces into words)."""
     go = _figure()
     xs = [n for n, _ in points]
     ys = [p for _, p in points]
-    hover = [f"after {n} token{'s' * (n != 1)}, the last one {token_text(tokens[n - 1])}" for n in xs]
+    hover = [f"after {n} {unit}{'s' * (n != 1)}, the last one {token_text(tokens[n - 1])}" for n in xs]
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
             x=xs,
             y=ys,
             mode="lines+markers" if len(xs) <= 80 else "lines",
-            line={"color": "#2563eb", "width": 2},
+            line={"color": "#111827", "width": 2},
             marker={"size": 6},
             text=hover,
             hovertemplate="%{text}<br>P(" + escape(positive_label) + ") = %{y:.3f}<extra></extra>",
             name=f"P({positive_label})",
         )
     )
+    # The halves in the sentiment colours: above 0.5 the model leans positive (blue), below negative (orange).
+    fig.add_hrect(y0=0.5, y1=1.02, fillcolor=POSITIVE, opacity=0.10, line_width=0)
+    fig.add_hrect(y0=-0.02, y1=0.5, fillcolor=NEGATIVE, opacity=0.10, line_width=0)
     fig.add_hline(y=0.5, line={"dash": "dot", "color": "#9ca3af"}, annotation_text="undecided (0.5)",
                   annotation_position="bottom right")
     if truncated_at is not None:
@@ -107,9 +160,9 @@ def trajectory_figure(
     if len(xs) <= 40:  # short texts: name every token under the axis
         fig.update_xaxes(tickmode="array", tickvals=xs, ticktext=[token_text(tokens[n - 1]) for n in xs],
                          tickangle=-45)
-    fig.update_xaxes(title_text="tokens read so far")
+    fig.update_xaxes(title_text=f"{unit}s read so far")
     fig.update_yaxes(title_text=f"P({escape(positive_label)})", range=[-0.02, 1.02])
-    _layout(fig, f"Reading trajectory: P({escape(positive_label)}) as if the text stopped after each token", 320)
+    _layout(fig, f"P({escape(positive_label)}) after each {unit}", 320)
     fig.update_layout(showlegend=False)
     return fig
 
@@ -122,64 +175,85 @@ def heatmap_figure(
     where: str,
     selected_unit: int | None = None,
 ):
-    """Tokens (rows, in reading order, top to bottom) × units (columns, in `unit_order`), coloured by `signal`.
+    """Tokens (rows, in reading order, top to bottom) × units (columns, in `unit_order`, numbered on the axis),
+    coloured by `signal`. `values` holds every unit (tokens × hidden); only the units of `unit_order` are shown.
 
-    Gates use a sequential scale fixed to [0, 1]; the candidate and the hidden state a diverging scale fixed to
-    [−1, 1]; the cell state, which is unbounded, a diverging scale symmetric around 0 up to its largest |c|."""
+    Gates sit on the sequential scale fixed to [0, 1]; the candidate and the hidden state on the diverging scale
+    fixed to [−1, 1]; the cell state, which is unbounded, on the diverging scale up to its largest |c|."""
     go = _figure()
     values = np.asarray(values, dtype=np.float32)
     order = np.asarray(unit_order, dtype=np.int64)
     z = values[:, order]
     rows = [token_label(t, token) for t, token in enumerate(tokens)]
-    columns = [f"unit {u}" for u in order]
+    columns = [str(u) for u in order]
     if signal in GATES:
-        scale, zmin, zmax = "Viridis", 0.0, 1.0
-    elif signal == "c":
-        bound = float(np.abs(values).max()) or 1.0
-        scale, zmin, zmax = "RdBu_r", -bound, bound
+        scale, zmin, zmax = SEQUENTIAL, 0.0, 1.0
     else:
-        scale, zmin, zmax = "RdBu_r", -1.0, 1.0
+        bound = (float(np.abs(values).max()) or 1.0) if signal == "c" else 1.0
+        scale, zmin, zmax = DIVERGING, -bound, bound
     name = SIGNAL_NAMES.get(signal, signal)
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=columns,
             y=rows,
-            colorscale=scale,
+            colorscale=plotly_scale(scale),
             zmin=zmin,
             zmax=zmax,
-            colorbar={"title": {"text": f"{signal}<br>{name}", "side": "top"}, "thickness": 14},
-            hovertemplate="token %{y}<br>%{x}<br>" + signal + " = %{z:.3f}<extra></extra>",
-            xgap=0,
-            ygap=0,
+            colorbar={"title": {"text": f"{signal}<br>{name}", "side": "top"}, "thickness": 12, "len": 0.9},
+            hovertemplate="%{y}<br>unit %{x}<br>" + signal + " = %{z:.3f}<extra></extra>",
+            xgap=1 if len(columns) <= 64 else 0,
+            ygap=1,
         )
     )
-    fig.update_yaxes(autorange="reversed", type="category", title_text="token (reading order)",
-                     tickfont={"size": 11})
-    fig.update_xaxes(type="category", title_text="unit", showticklabels=len(columns) <= 64, tickangle=-90)
+    fig.update_yaxes(autorange="reversed", type="category", tickfont={"size": 11}, automargin=True)
+    fig.update_xaxes(type="category", title_text="unit number", tickangle=-90, tickfont={"size": 9},
+                     side="bottom", automargin=True)
     if selected_unit is not None and selected_unit in set(order.tolist()):
         column = int(np.nonzero(order == selected_unit)[0][0])
         fig.add_shape(type="rect", x0=column - 0.5, x1=column + 0.5, y0=-0.5, y1=len(rows) - 0.5,
-                      line={"color": "#f97316", "width": 2}, xref="x", yref="y")
-    height = int(min(900, max(380, 170 + 24 * len(rows))))
-    _layout(fig, f"{escape(SIGNAL_LINES.get(signal, signal))} · {escape(where)}", height)
+                      line={"color": "#e11d48", "width": 2}, xref="x", yref="y")
+    height = int(min(900, max(320, 130 + 22 * len(rows))))
+    _layout(fig, f"{escape(name)} {signal} · {escape(where)}", height)
     return fig
 
 
-def forget_figure(mean_forget: Sequence[float], tokens: Sequence[str], where: str):
-    """The forget gate averaged over the units, per token: where the layer lets go of its memory."""
+def unit_figure(steps: dict[str, Sequence[float]], tokens: Sequence[str], unit: int, where: str):
+    """One unit over the text: its cell state (and hidden state) above, its gates below, on shared tokens.
+    `steps` maps signal names ("c", "h", "f", "i", "o", or a GRU's) to one value per token. Moments when the
+    forget gate is low (the belt is cleared) and the input gate high (something is written) are marked on c."""
     go = _figure()
+    from plotly.subplots import make_subplots
+
     rows = [token_label(t, token) for t, token in enumerate(tokens)]
-    fig = go.Figure(
-        go.Bar(
-            x=rows,
-            y=list(mean_forget),
-            marker={"color": list(mean_forget), "colorscale": "Viridis", "cmin": 0, "cmax": 1,
-                    "colorbar": {"title": {"text": "mean f"}, "thickness": 12}},
-            hovertemplate="token %{x}<br>mean f = %{y:.3f}<extra></extra>",
-        )
-    )
-    fig.update_xaxes(type="category", tickangle=-45, showticklabels=len(rows) <= 60, title_text="token")
-    fig.update_yaxes(range=[0, 1], title_text="mean forget gate")
-    _layout(fig, f"Mean forget gate per token · {escape(where)} · low = the belt is cleared here", 300)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.55, 0.45])
+    states = [s for s in ("c", "h") if s in steps]
+    gates = [s for s in ("f", "i", "o", "z", "r") if s in steps]
+    for s in states:
+        fig.add_trace(go.Scatter(
+            x=rows, y=list(steps[s]), name=f"{s} · {SIGNAL_NAMES[s]}", mode="lines+markers",
+            line={"color": UNIT_LINES[s], "width": 3 if s == "c" else 1.5, "dash": "solid" if s == "c" else "dot"},
+            marker={"size": 5}, hovertemplate="%{x}<br>" + s + " = %{y:.3f}<extra></extra>"), row=1, col=1)
+    for s in gates:
+        fig.add_trace(go.Scatter(
+            x=rows, y=list(steps[s]), name=f"{s} · {SIGNAL_NAMES[s]}", mode="lines+markers",
+            line={"color": UNIT_LINES[s], "width": 2}, marker={"size": 5},
+            hovertemplate="%{x}<br>" + s + " = %{y:.3f}<extra></extra>"), row=2, col=1)
+    if "c" in steps and "f" in steps and "i" in steps:
+        c = list(steps["c"])
+        for name, test, symbol, colour in (
+            (f"cleared (f < {CLEARED_BELOW})", lambda t: steps["f"][t] < CLEARED_BELOW, "x", UNIT_LINES["f"]),
+            (f"written (i > {WRITTEN_ABOVE})", lambda t: steps["i"][t] > WRITTEN_ABOVE, "triangle-up", UNIT_LINES["i"]),
+        ):
+            marked = [t for t in range(len(rows)) if test(t)]
+            fig.add_trace(go.Scatter(
+                x=[rows[t] for t in marked], y=[c[t] for t in marked], name=name, mode="markers",
+                marker={"symbol": symbol, "size": 12, "color": colour, "line": {"width": 1, "color": colour}},
+                hovertemplate="%{x}<br>" + name + "<extra></extra>"), row=1, col=1)
+    fig.update_yaxes(title_text="memory", zeroline=True, zerolinecolor="#9ca3af", row=1, col=1)
+    fig.update_yaxes(title_text="gates", range=[-0.03, 1.03], row=2, col=1)
+    fig.update_xaxes(type="category", tickangle=-45, showticklabels=len(rows) <= 80, automargin=True, row=2, col=1)
+    _layout(fig, f"Unit {unit} · {escape(where)}", 460)
+    fig.update_layout(legend={"orientation": "h", "y": -0.25 if len(rows) <= 80 else -0.05, "x": 0,
+                              "font": {"size": 11}})
     return fig

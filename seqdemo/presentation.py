@@ -1,12 +1,18 @@
 """What the page shows, as plain data: coloured spans, tables, notes and number formats. No gradio here, so a
 script (or a test) gets exactly what the page would show.
 
-User text reaches the page only as plain strings in spans and table cells; Markdown notes carry numbers, labels
-from the checkpoint's config and file contents, each escaped with `md`, never the text a person typed.
+User text reaches the page as plain strings in table cells, or HTML-escaped inside the coloured text (`chips_html`,
+the one place this module writes HTML); Markdown notes carry numbers, labels from the checkpoint's config and file
+contents, each escaped with `md`, never the text a person typed.
+
+Everywhere a person reads tokens the page shows words (Tokenizer.words: pieces merged, their values summed),
+whitespace as visible marks (¶ for a line break, ␣ for a space); the gate inspector keeps a per-piece view.
 """
 
 from __future__ import annotations
 
+import html
+import itertools
 import json
 import math
 import re
@@ -15,6 +21,7 @@ import torch
 
 from seqdemo import gates
 from seqdemo.device import device_name
+from seqdemo import plots
 from seqdemo.plots import GATES, SIGNAL_LINES, SIGNAL_NAMES
 from seqdemo.tokenizer import Span, Tokenizer
 
@@ -79,9 +86,47 @@ def table(headers: list[str], rows: list[list]) -> dict:
     return {"headers": headers, "data": rows}
 
 
+SPACE_MARKS = {"\n": "¶", " ": "␣", "\t": "⇥", "\r": ""}
+
+
+def is_space(text: str) -> bool:
+    return not text.strip()
+
+
+def shown(token: str) -> str:
+    """A token as a person reads it: a whitespace token as its visible marks (a line break as ¶), any other
+    without the space that starts its word."""
+    if is_space(token):
+        return "".join(SPACE_MARKS.get(ch, "␣") for ch in token) or "␣"
+    return token.lstrip(" ")
+
+
 def cell_text(token: str) -> str:
-    """A token in a table cell: a token made of spaces shows them as ␣, or the cell would look empty."""
-    return token if token.strip() else token.replace(" ", "␣")
+    """A token in a table cell."""
+    return shown(token)
+
+
+def chips_html(words: list[tuple[str, str, str, float]], legend: str) -> str:
+    """The text as coloured chips, one per word, and its legend: (text, background colour, hover text, value)
+    per word. The one place this module writes HTML: every text is escaped, the colours come from seqdemo.plots.
+
+    A chip never breaks inside a word; the space before a word stays outside its chip (the line may wrap there);
+    a whitespace token shows its marks, and a line break in it breaks the line. `data-value` holds the value."""
+    parts = []
+    for text, background, title, value in words:
+        lead = " " if text.startswith(" ") and not is_space(text) else ""
+        chip = (f'<span class="sq-chip" style="background:{background};color:{plots.ink_for(background)}" '
+                f'title="{html.escape(title)}" data-value="{value:.6g}">{html.escape(shown(text))}</span>')
+        parts.append(lead + chip + "<br>" * (is_space(text) and text.count("\n")))
+    return f'<div class="sq-colours">{legend}<div class="sq-text">{"".join(parts)}</div></div>'
+
+
+def legend_html(scale, left: str, right: str, middle: str = "") -> str:
+    """A colour bar with its meaning at both ends (and the middle): the legend beside coloured text."""
+    stops = ", ".join(f"{colour} {100 * x:.0f}%" for x, colour in scale)
+    labels = "".join(f"<span>{html.escape(label)}</span>" for label in (left, middle, right))
+    return (f'<div class="sq-legend"><div class="sq-legend-bar" style="background:linear-gradient(to right, '
+            f'{stops})"></div><div class="sq-legend-labels">{labels}</div></div>')
 
 
 def clip(text, keep: str) -> tuple[str, bool]:
@@ -99,18 +144,19 @@ def clip(text, keep: str) -> tuple[str, bool]:
     return text[:half] + " " + text[-half:], True
 
 
-def text_spans(tokenizer: Tokenizer, ids: list[int], values: list[float], starts_text: bool = True) -> list[Span]:
-    """Tokenizer.spans with control characters made visible: what a HighlightedText or a table shows."""
-    return [span._replace(text=visible(span.text)) for span in tokenizer.spans(ids, values, starts_text)]
+def word_spans(tokenizer: Tokenizer, ids: list[int], values: list[float], starts_text: bool = True) -> list[Span]:
+    """Tokenizer.words with control characters made visible: the words a person reads, each with its pieces'
+    summed value."""
+    return [span._replace(text=visible(span.text)) for span in tokenizer.words(ids, values, starts_text)]
 
 
 def token_labels(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
-    """One label per token the model read (Tokenizer.step_label), control characters made visible."""
+    """One label per piece the model read (Tokenizer.step_label), control characters made visible."""
     return [visible(tokenizer.step_label(token)) for token in ids]
 
 
 def trace_labels(tokenizer: Tokenizer, traced: gates.TextTrace) -> list[str]:
-    """One label per step of a gate trace: token_labels, the begin-of-text token shown as ⟨start⟩."""
+    """One label per step of a gate trace (per piece): the piece, the begin-of-text token shown as ⟨start⟩."""
     return [
         label if label == gates.START_TOKEN else visible(tokenizer.step_label(token))
         for token, label in zip(traced.ids, traced.tokens)
@@ -121,54 +167,68 @@ def trace_labels(tokenizer: Tokenizer, traced: gates.TextTrace) -> list[str]:
 
 
 def attribution_spans(tokenizer: Tokenizer, explanation) -> list[Span | None]:
-    """The explanation's tokens as spans, None where a long text's middle was skipped."""
+    """The explanation's words, each with its pieces' summed push, None where a long text's middle was skipped."""
     ids, values, cut = explanation.ids, explanation.attributions, explanation.middle_skipped_at
     if cut is None:
-        return list(text_spans(tokenizer, ids, values))
-    return [*text_spans(tokenizer, ids[:cut], values[:cut]), None,
-            *text_spans(tokenizer, ids[cut:], values[cut:], starts_text=False)]
-
-
-def verdict_sign(prediction: dict, positive: str) -> float:
-    """+1 when the verdict is the positive label, -1 otherwise: attributions are in log P(positive) - log
-    P(negative), and the page colours a push towards the verdict red whichever way the verdict went."""
-    return 1.0 if prediction["label"] == positive else -1.0
+        return word_spans(tokenizer, ids, values)
+    return [*word_spans(tokenizer, ids[:cut], values[:cut]), None,
+            *word_spans(tokenizer, ids[cut:], values[cut:], starts_text=False)]
 
 
 def strongest_push(spans: list[Span | None]) -> float:
     return max((abs(s.value) for s in spans if s is not None), default=0.0) or 1.0
 
 
-def attribution_highlights(spans: list[Span | None], sign: float) -> list[tuple[str, float | None]]:
-    """(text, colour in [-1, 1]) per span: +1 the strongest push towards the verdict, -1 against it."""
+def attribution_chips(spans: list[Span | None], positive: str, negative: str) -> str:
+    """The words coloured by their push: blue towards `positive`, orange towards `negative`, whatever the verdict;
+    full colour = the strongest push in the text."""
     strongest = strongest_push(spans)
-    return [(MIDDLE_SKIPPED, None) if s is None else (s.text, round(sign * s.value / strongest, 4)) for s in spans]
+    words = []
+    for s in spans:
+        if s is None:
+            words.append((MIDDLE_SKIPPED, "#e5e7eb", "the model did not read this part", 0.0))
+            continue
+        towards = positive if s.value > 0 else negative
+        words.append((s.text, plots.signed_colour(s.value, strongest),
+                      f"push {s.value:+.3f} (towards {towards})", s.value))
+    legend = legend_html(plots.DIVERGING, f"← towards {negative}", f"towards {positive} →", "no push")
+    return chips_html(words, legend)
 
 
 def pushes_table(spans: list[Span | None], positive: str, negative: str, rows: int = TOP_ROWS) -> dict:
-    """The `rows` strongest pushes, strongest first, in log-odds, and which label each pushed towards."""
-    ranked = sorted((s for s in spans if s is not None), key=lambda s: -abs(s.value))[:rows]
+    """The `rows` strongest pushes, strongest first, in log-odds, and which label each pushed towards. Words come
+    before whitespace (a line break's push is real, but it is not what a reader looks for)."""
+    ranked = sorted((s for s in spans if s is not None), key=lambda s: (is_space(s.text), -abs(s.value)))[:rows]
     return table(
-        ["token", f"push on log P({positive})/P({negative})", "towards"],
-        [[cell_text(s.text), round(s.value, 4), positive if s.value > 0 else negative] for s in ranked],
+        ["word", "push (log-odds)", "towards"],
+        [[cell_text(s.text), round(s.value, 4), positive if s.value > 0 else negative if s.value < 0 else "neither"]
+         for s in ranked],
     )
 
 
 def classify_view(tokenizer: Tokenizer, labels: list[str], explanation, text_tokens: int, clipped: bool):
-    """What /classify shows: the tokens coloured by their push (red towards the verdict), the strongest pushes,
-    the notes. `text_tokens`: how many tokens the whole text has; `clipped`: the page cut its characters."""
+    """What the sentiment tab shows: the words coloured by their push, the strongest pushes, a plain sentence and
+    the details. `text_tokens`: how many tokens the whole text has; `clipped`: the page cut its characters."""
     spans = attribution_spans(tokenizer, explanation)
-    sign = verdict_sign(explanation.prediction, labels[-1])
-    notes = classify_notes(explanation, labels, strongest_push(spans), text_tokens, clipped)
-    return attribution_highlights(spans, sign), pushes_table(spans, labels[-1], labels[0]), notes
+    positive, negative = labels[-1], labels[0]
+    prediction = explanation.prediction
+    verdict = prediction["label"]
+    colour = plots.POSITIVE if verdict == positive else plots.NEGATIVE
+    summary = (f'<p class="sq-summary">The model reads this text as <span class="sq-chip" style="background:{colour};'
+               f'color:#ffffff">{html.escape(verdict)}</span>, {percent(prediction["score"])} sure. Blue words pushed '
+               f"it towards {html.escape(positive)}, orange ones towards {html.escape(negative)}; the deeper the "
+               "colour, the stronger the push.</p>")
+    details = classify_notes(explanation, labels, strongest_push(spans), text_tokens, clipped)
+    return attribution_chips(spans, positive, negative), pushes_table(spans, positive, negative), summary, details
 
 
 def classify_notes(explanation, labels: list[str], strongest: float, text_tokens: int, clipped: bool) -> str:
-    """The verdict, what was read of a long text, and how the colours add up to the decision."""
+    """What was read of a long text, and how the colours add up to the decision, exactly."""
     prediction, method = explanation.prediction, explanation.method
     positive, negative = labels[-1], labels[0]
     notes = [f"**{md(prediction['label'])}** with confidence {percent(prediction['score'])}; "
-             f"the model read {prediction['tokens']} tokens."]
+             f"the model read {prediction['tokens']} tokens (pieces of words; a word's push is the sum of its "
+             "pieces')."]
     cut = explanation.middle_skipped_at
     if cut is not None:
         read = len(explanation.ids)
@@ -178,13 +238,21 @@ def classify_notes(explanation, labels: list[str], strongest: float, text_tokens
         notes.append(f"Only the first and last {MAX_CHARS // 2:,} characters were passed to the model.")
     total = sum(explanation.attributions)
     notes.append(
-        METHOD_NOTES[method] + f" Red tokens pushed towards the verdict ({md(prediction['label'])}), purple "
-        f"ones against it; full colour = the strongest push, {strongest:.3f} in log-odds (log P({md(positive)}) "
-        f"− log P({md(negative)})). The pushes add up to {total:+.3f}; log-odds of the text "
+        METHOD_NOTES[method] + f" Full colour = the strongest push, {strongest:.3f} in log-odds (log P({md(positive)})"
+        f" − log P({md(negative)})). The pushes add up to {total:+.3f}; log-odds of the text "
         f"{explanation.log_odds:+.3f} − {OFFSET_NAMES[method]} {explanation.offset:+.3f} = "
         f"{explanation.log_odds - explanation.offset:+.3f}."
     )
     return "\n\n".join(notes)
+
+
+def word_trajectory(points: list[tuple[int, float]], words: list[Span]) -> list[tuple[int, float]] | None:
+    """The trajectory after each word (at its last piece), when every prefix was read (a short text); else None."""
+    by_tokens = dict(points)
+    ends = [max(w.positions) + 1 for w in words]
+    if not all(end in by_tokens for end in ends):
+        return None
+    return [(n + 1, by_tokens[end]) for n, end in enumerate(ends)]
 
 
 # -- next word ---------------------------------------------------------------------------------------------------
@@ -198,11 +266,13 @@ def next_words_notes(words: list[tuple[str, float]], truncated: bool, prompt_tok
     return " ".join(notes)
 
 
-def surprisal_view(tokenizer: Tokenizer, summary, clipped: bool) -> tuple[list, dict, str]:
-    """Tokens coloured by their bits (full red = a blind guess over the vocabulary), the table, the notes."""
-    spans = text_spans(tokenizer, summary.ids, [row["bits"] for row in summary.rows])
+def surprisal_view(tokenizer: Tokenizer, summary, clipped: bool) -> tuple[str, dict, str, str]:
+    """Words coloured by their bits (full purple = a blind guess over the vocabulary), the table, a plain sentence
+    and the details. A word's bits are its pieces' bits added up (the chance of the word is their product)."""
+    spans = word_spans(tokenizer, summary.ids, [row["bits"] for row in summary.rows])
     blind = math.log2(tokenizer.vocab_size)  # a uniform guess over the vocabulary
-    highlighted = [(s.text, round(min(s.value / blind, 1.0), 4)) for s in spans]
+    words = [(s.text, plots.amount_colour(min(s.value / blind, 1.0)), f"{s.value:.2f} bits", s.value) for s in spans]
+    chips = chips_html(words, legend_html(plots.SEQUENTIAL, "expected (0 bits)", f"{blind:.1f}+ bits: a blind guess"))
     rows = []
     for span in spans:
         alternatives = summary.rows[span.positions[0]]["alternatives"]
@@ -214,18 +284,20 @@ def surprisal_view(tokenizer: Tokenizer, summary, clipped: bool) -> tuple[list, 
             " · ".join(f"{visible(piece)!r} {percent(p)}" for piece, p in alternatives),
         ])
     scored = len(summary.ids)
+    summary_line = (f"The darker a word, the more it surprised the model. This text cost it "
+                    f"{summary.bits_per_char:.2f} bits per character (lower = more predictable).")
     notes = [
         f"{scored} tokens, {summary.total_bits:.1f} bits in all: per-token perplexity {summary.perplexity:.1f}, "
         f"{summary.bits_per_char:.3f} bits per character.",
-        f"Full red = {blind:.1f} bits or more: as surprising as a blind guess among the {tokenizer.vocab_size:,} "
-        "tokens of the vocabulary. Characters spelled by several byte pieces (emoji, rare scripts) add up their "
-        "pieces' bits.",
+        f"Full colour = {blind:.1f} bits or more: as surprising as a blind guess among the {tokenizer.vocab_size:,} "
+        "tokens of the vocabulary. A word spelled by several pieces adds up its pieces' bits; the guesses are the "
+        "model's top 3 for the word's first piece.",
     ]
     if summary.truncated or clipped:
         notes.append(f"Truncated to {scored} tokens: the model scored the first {scored} of "
                      f"{summary.text_tokens}{'+' if clipped else ''}.")
-    columns = ["token", "bits", "probability", "pieces", "the model's top 3 guesses"]
-    return highlighted, table(columns, rows), "\n\n".join(notes)
+    columns = ["word", "bits", "probability", "pieces", "the model's top 3 guesses"]
+    return chips, table(columns, rows), summary_line, "\n\n".join(notes)
 
 
 # -- the gate inspector ------------------------------------------------------------------------------------------
@@ -279,8 +351,8 @@ def rank_units(pipeline, traced: gates.TextTrace, matrix: torch.Tensor, signal: 
     return contributions.order, f"contribution to the decision “{md(contributions.decision)}”", contributions
 
 
-def parse_unit(value) -> int | None:
-    """A unit number from the page's box or a script: blank (or None) means "the first unit of the order"."""
+def parse_whole(value, what: str = "The unit", blank: str = "the first unit of the order") -> int | None:
+    """A whole number from a page's text box or a script; blank (or None) gives None, which means `blank`."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     text = str(value).strip()
@@ -291,8 +363,12 @@ def parse_unit(value) -> int | None:
     except ValueError:
         number = math.nan
     if not number.is_integer():
-        raise ValueError("The unit must be a whole number (like 37), or blank for the first unit of the order.")
+        raise ValueError(f"{what} must be a whole number (like 37), or blank for {blank}.")
     return int(number)
+
+
+def parse_unit(value) -> int | None:
+    return parse_whole(value)
 
 
 def pick_unit(value, order: list[int], hidden: int) -> int:
@@ -303,20 +379,96 @@ def pick_unit(value, order: list[int], hidden: int) -> int:
     return unit
 
 
-def unit_highlights(labels: list[str], column: torch.Tensor, signal: str) -> tuple[list, str]:
-    """The text coloured by one unit (red high, purple negative), and what the shade means."""
+STATES = {"c", "h"}  # values a step leaves behind: a word shows them after its last piece
+
+
+def inspector_steps(tokenizer: Tokenizer, traced: gates.TextTrace, view: str = "words") -> list[Span]:
+    """What the inspector's rows are: the words of the traced text ("words"), or every step the LSTM takes
+    ("pieces"), each as a Span whose positions are steps of the trace. ⟨start⟩ is a row of its own."""
+    if view == "pieces":
+        return [Span(label, 0.0, [t]) for t, label in enumerate(trace_labels(tokenizer, traced))]
+    if view != "words":
+        raise ValueError("View must be words or pieces.")
+    first = 1 if traced.tokens[0] == gates.START_TOKEN else 0
+    words = word_spans(tokenizer, traced.ids[first:], [0.0] * (len(traced.ids) - first))
+    shifted = [w._replace(positions=[p + first for p in w.positions]) for w in words]
+    return [Span(gates.START_TOKEN, 0.0, [0])] * first + shifted
+
+
+def step_values(matrix: torch.Tensor, rows: list[Span], signal: str) -> torch.Tensor:
+    """(rows, units) from a (steps, units) matrix: c and h after a row's last piece, gates and candidates
+    averaged over its pieces."""
+    if signal in STATES:
+        return matrix[[row.positions[-1] for row in rows]]
+    return torch.stack([matrix[row.positions].mean(0) for row in rows])
+
+
+def unit_chips(rows: list[Span], column: torch.Tensor, signal: str) -> str:
+    """The text coloured by one unit: a gate on the white-to-purple scale (0 to 1), a signed value on the
+    blue-orange scale (the cell state up to its largest |c| in the text, the others up to 1)."""
+    values = column.tolist()
     if signal in GATES:
-        scale, meaning = 1.0, "shade = the gate's value, from 0 (no colour) to 1 (full red)"
+        colours = [plots.amount_colour(v) for v in values]
+        legend = legend_html(plots.SEQUENTIAL, f"{signal} = 0 (shut)", f"{signal} = 1 (open)")
     else:
-        scale = float(column.abs().max()) or 1.0
-        meaning = (f"red = positive, purple = negative; full colour = {scale:.3f}, the unit's largest "
-                   f"|{signal}| in this text")
-    first_text_step = 1 if labels[0] == gates.START_TOKEN else 0  # its word-start mark is no space
-    highlighted = [
-        (label.lstrip(" ") if t == first_text_step and label.strip() else label, round(float(v) / scale, 4))
-        for t, (label, v) in enumerate(zip(labels, column.tolist()))
-    ]
-    return highlighted, meaning
+        bound = (max(abs(v) for v in values) or 1.0) if signal == "c" else 1.0
+        colours = [plots.signed_colour(v, bound) for v in values]
+        legend = legend_html(plots.DIVERGING, f"{signal} = −{bound:.2f}", f"{signal} = +{bound:.2f}", "0")
+    words = [(row.text, colour, f"{signal} = {v:.3f}", v) for row, colour, v in zip(rows, colours, values)]
+    return chips_html(words, legend)
+
+
+def marked_steps(rows: list[Span], marked: str) -> list[int]:
+    """The steps of the rows that the marked words cover: their first occurrence in the text, any case."""
+    query = str(marked or "").strip().lower()
+    if not query:
+        raise ValueError("Type a word or a few words from the text to find the units that notice them.")
+    words = [row for row in rows if row.text != gates.START_TOKEN]
+    starts = [0, *itertools.accumulate(len(w.text) for w in words)]
+    begin = "".join(w.text for w in words).lower().find(query)
+    if begin < 0:
+        raise ValueError("Those words are not in the text: type a word or a few words exactly as they appear in it.")
+    end = begin + len(query)
+    covered = [w for w, start in zip(words, starts) if start < end and start + len(w.text) > begin]
+    return sorted(p for row in covered for p in row.positions)
+
+
+FIND_ROWS = 10
+FIND_HEADERS = ["unit", "c before → after", "× its usual step", "f here (elsewhere)", "i here (elsewhere)"]
+
+
+def find_units(values: dict[str, torch.Tensor], steps: list[int], measure: str = "memory",
+               rows: int = FIND_ROWS) -> tuple[list[int], dict]:
+    """The units whose memory (cell state) or gates change most at the marked `steps` of one layer and
+    direction, strongest first, and the table the page shows.
+
+    memory: |c after the marked steps − c before them| per marked step, divided by the unit's mean |c_t − c_t−1|
+    over the text ("5× its usual step"). gates: how far the forget gate dips below (min inside vs. mean outside)
+    or the input gate rises above (max inside vs. mean outside) their levels in the rest of the text."""
+    if "c" not in values:
+        raise ValueError("Finding units reads the cell state and the forget and input gates: an LSTM's.")
+    c, f, i = values["c"].float(), values["f"].float(), values["i"].float()
+    inside = torch.zeros(c.shape[0], dtype=torch.bool)
+    inside[steps] = True
+    if inside.all():
+        raise ValueError("Mark part of the text, not all of it: the units are compared with the rest.")
+    previous = torch.cat([c.new_zeros(1, c.shape[1]), c[:-1]])
+    before, after = previous[min(steps)], c[max(steps)]
+    usual = (c - previous).abs().mean(0) + 1e-6
+    jump = (after - before).abs() / len(steps) / usual
+    f_here, f_else = f[inside].min(0).values, f[~inside].mean(0)
+    i_here, i_else = i[inside].max(0).values, i[~inside].mean(0)
+    if measure == "memory":
+        score = jump
+    elif measure == "gates":
+        score = torch.maximum(f_else - f_here, i_here - i_else)
+    else:
+        raise ValueError("Measure must be memory or gates.")
+    order = torch.argsort(score, descending=True, stable=True)[:rows].tolist()
+    data = [[u, f"{float(before[u]):+.2f} → {float(after[u]):+.2f}", f"{float(jump[u]):.1f}×",
+             f"{float(f_here[u]):.2f} ({float(f_else[u]):.2f})", f"{float(i_here[u]):.2f} ({float(i_else[u]):.2f})"]
+            for u in order]
+    return order, table(FIND_HEADERS, data)
 
 
 def saturation_table(layers: gates.Trace, layer: int, direction: int) -> dict:
@@ -332,11 +484,15 @@ def saturation_table(layers: gates.Trace, layer: int, direction: int) -> dict:
     return table(SATURATION_HEADERS, rows)
 
 
-def inspector_notes(unit: int, order: list[int], order_text: str, where: str, meaning: str,
+def inspector_notes(unit: int, order: list[int], order_text: str, where: str, view: str = "words",
                     contributions=None, bidirectional: bool = False, start_token: bool = False,
                     truncated: bool = False, steps: int = 0) -> str:
     hidden = len(order)
-    notes = [f"**Unit {unit}** of {hidden} in {where}: rank {order.index(unit) + 1} by {order_text}. {meaning}."]
+    notes = [f"**Unit {unit}** of {hidden} in {where}: rank {order.index(unit) + 1} by {order_text}."]
+    if view == "words":
+        notes.append("Rows are words: a word of several pieces shows c and h after its last piece (the memory once "
+                     "the word is read) and the mean of its pieces' gates and candidates. Choose *pieces* to see "
+                     "every step the LSTM takes.")
     if contributions is not None:
         values = contributions.contributions
         top = ", ".join(f"{u} ({float(values[u]):+.3f})" for u in order[:8])
@@ -356,12 +512,6 @@ def inspector_notes(unit: int, order: list[int], order_text: str, where: str, me
     return "\n\n".join(notes)
 
 
-def mean_forget(traced: gates.TextTrace, layer: int, direction: int, where: str) -> tuple[list[float], str]:
-    """The forget gate averaged over the units, per step, and the figure's place name; a GRU has no forget gate,
-    and its update gate z (the share of memory kept) stands in."""
-    if "f" in traced.layers[(layer, direction)]:
-        return gates.mean_forget_per_token(traced.layers, layer, direction).tolist(), where
-    return traced.layers[(layer, direction)]["z"].mean(-1).tolist(), where + " (update gate z)"
 
 
 # -- the page's header and model cards ---------------------------------------------------------------------------

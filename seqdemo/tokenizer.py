@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import unicodedata
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
@@ -18,6 +19,7 @@ from seqdemo.text import valid_unicode
 FILENAME = "tokenizer.model"
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 WORD_START = "\u2581"  # SentencePiece marks a piece that begins a new word with this character
+JOINERS = {"'", "\u2019", "-"}  # inside a word they join its parts: don't, stop-motion
 
 
 class Span(NamedTuple):
@@ -152,3 +154,50 @@ class Tokenizer:
                 first = Span(second.text, first.value + second.value, first.positions + second.positions)
             spans[0] = first
         return spans
+
+    def words(self, ids: Sequence[int], values: Sequence[float], starts_text: bool = True) -> list[Span]:
+        """`spans` merged into the words a reader sees, each with its pieces' summed value and positions.
+
+        A word is a run of pieces with no space between them ("▁grin" + "ning"); punctuation stands alone (so a
+        full stop is its own token) except an apostrophe or hyphen inside a word; an ideograph, kana or emoji is
+        one word by itself (those scripts put no spaces between words); a run of whitespace (a line break) is
+        one token. A lone word-start mark ("▁" before an emoji's bytes) joins the word it starts."""
+        words: list[Span] = []
+        kinds: list[str] = []
+        for span in self.spans(ids, values, starts_text):
+            kind = _word_kind(span.text)
+            if words and _continues(words[-1].text, kinds[-1], span.text, kind):
+                last = words[-1]
+                words[-1] = Span(last.text + span.text, last.value + span.value, last.positions + span.positions)
+                kinds[-1] = kind if kinds[-1] == "space" and kind != "space" else kinds[-1]
+            else:
+                words.append(span)
+                kinds.append(kind)
+        return words
+
+
+def _word_kind(text: str) -> str:
+    """"space", "alone" (an ideograph, kana or emoji), "joiner", "punctuation" or "word"."""
+    core = text.strip()
+    if not core:
+        return "space"
+    if len(core) == 1 and (unicodedata.east_asian_width(core) in "WF" or unicodedata.category(core) == "So"):
+        return "alone"
+    if core in JOINERS:
+        return "joiner"
+    if all(unicodedata.category(ch)[0] in "PS" for ch in core):
+        return "punctuation"
+    return "word"
+
+
+def _continues(previous: str, previous_kind: str, text: str, kind: str) -> bool:
+    """Whether the span `text` continues the word `previous` (see Tokenizer.words)."""
+    if kind == "space":
+        return previous_kind == "space"
+    if previous == " ":  # a lone word-start mark
+        return not text[0].isspace()
+    if text[0].isspace():
+        return False
+    if kind == "word":
+        return previous_kind in ("word", "joiner")
+    return kind == "joiner" and previous_kind == "word"

@@ -5,17 +5,20 @@ library itself computes, so the page cannot show a number the model did not prod
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 import os
+import re
 import socket
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
 
 import app
-from seqdemo import gates
+from seqdemo import gates, plots
 from seqdemo import presentation as show
 from seqdemo.generation import NextWordPipeline
 from seqdemo.sentiment import SentimentPipeline
@@ -72,8 +75,27 @@ def array(value) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
 
-def joined(highlighted: list[dict]) -> str:
-    return "".join(span["token"] for span in highlighted)
+def chips(coloured: str) -> list[tuple[str, float]]:
+    """(text, data-value) of each chip of a coloured text (seqdemo.presentation.chips_html)."""
+    found = re.findall(r'<span class="sq-chip"[^>]* data-value="([^"]*)">([^<]*)</span>', coloured)
+    return [(html.unescape(text), float(value)) for value, text in found]
+
+
+def chip_text(coloured: str) -> str:
+    """The text a coloured text spells: its chips and the spaces between them (whitespace shown as marks)."""
+    body = coloured.split('<div class="sq-text">', 1)[1]
+    return html.unescape(re.sub(r"<[^>]+>", "", body))
+
+
+def expected_words(tokenizer, ids, values, starts_text=True) -> list[tuple[str, float]]:
+    """The words the page should show for these pieces, each with its pieces' summed value."""
+    return [(show.shown(w.text), w.value) for w in show.word_spans(tokenizer, ids, values, starts_text)]
+
+
+def assert_chips(coloured: str | list, expected: list[tuple[str, float]], abs_tol: float = 1e-4) -> None:
+    shown = chips(coloured) if isinstance(coloured, str) else coloured
+    assert [text for text, _ in shown] == [text for text, _ in expected]
+    assert [value for _, value in shown] == pytest.approx([value for _, value in expected], abs=abs_tol)
 
 
 def assert_error(client, *args, api_name: str, says: str) -> None:
@@ -104,9 +126,8 @@ def test_analytics_stay_off_unless_turned_on(monkeypatch, pipelines, chosen, ena
 
 def test_the_page_offers_every_endpoint(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/classify", "/next_words", "/generate", "/surprisal", "/inspect", "/export_trace", "/trajectory"} <= set(
-        endpoints
-    )
+    assert {"/classify", "/next_words", "/generate", "/surprisal", "/inspect", "/find_units", "/export_trace",
+            "/trajectory"} <= set(endpoints)
 
 
 # -- /classify ---------------------------------------------------------------------------------------------------
@@ -116,7 +137,7 @@ def test_the_page_offers_every_endpoint(client):
 def test_classify(client, pipelines, method):
     sentiment, _ = pipelines
     text = "The plot was thin but the acting saved it"
-    label, highlighted, pushes, notes = client.predict(text, method, api_name="/classify")
+    label, coloured, pushes, summary, details = client.predict(text, method, api_name="/classify")
 
     expected = sentiment.predict(text)[0]
     assert label["label"] == expected["label"] in sentiment.labels
@@ -126,26 +147,24 @@ def test_classify(client, pipelines, method):
     for name, p in expected["probabilities"].items():
         assert confidences[name] == pytest.approx(p, abs=1e-6)
 
-    # Every token of the text, coloured in [-1, 1], the strongest at exactly +-1.
-    assert joined(highlighted) == text
-    scores = [span["class_or_confidence"] for span in highlighted]
-    assert all(-1 <= s <= 1 for s in scores) and max(abs(s) for s in scores) == pytest.approx(1.0)
+    # Every word of the text, with its pieces' summed push: together they add up to the decision.
     explanation = sentiment.explain(text, method=method, steps=show.IG_STEPS)
-    sign = 1 if expected["label"] == sentiment.labels[-1] else -1
-    strongest = max(abs(a) for a in explanation.attributions)
-    assert len(highlighted) == len(explanation.attributions)
-    for span, attribution in zip(highlighted, explanation.attributions):
-        assert span["class_or_confidence"] == pytest.approx(sign * attribution / strongest, abs=1e-3)
-    assert show.METHOD_NOTES[method].split("**")[1] in notes and "truncated" not in notes.lower()
-    assert f"{sum(explanation.attributions):+.3f}" in notes
+    assert_chips(coloured, expected_words(sentiment.tokenizer, explanation.ids, explanation.attributions))
+    assert " ".join(word for word, _ in chips(coloured)) == text
+    assert sum(v for _, v in chips(coloured)) == pytest.approx(sum(explanation.attributions), abs=1e-4)
+    assert expected["label"] in summary and f"{100 * expected['score']:.1f}%" in summary
+    assert show.METHOD_NOTES[method].split("**")[1] in details and "truncated" not in details.lower()
+    assert f"{sum(explanation.attributions):+.3f}" in details
 
-    # The strongest pushes: the spans with the largest |push|, strongest first, each towards its label.
-    pushes_by_size = sorted((abs(span_push) for span_push in explanation.attributions), reverse=True)
+    # The strongest pushes: the words with the largest |push|, strongest first, each towards its label.
+    words = show.word_spans(sentiment.tokenizer, explanation.ids, explanation.attributions)
+    pushes_by_size = sorted((abs(w.value) for w in words), reverse=True)
     shown = [row[1] for row in pushes["data"]]
-    assert len(shown) == min(show.TOP_ROWS, len(explanation.attributions))
+    assert len(shown) == min(show.TOP_ROWS, len(words))
     assert [abs(v) for v in shown] == pytest.approx(pushes_by_size[: len(shown)], abs=1e-4)
     for row in pushes["data"]:
-        assert row[2] == (sentiment.labels[-1] if row[1] > 0 else sentiment.labels[0])
+        if row[1] != 0:  # (a push that rounds to 0 may still lean either way)
+            assert row[2] == (sentiment.labels[-1] if row[1] > 0 else sentiment.labels[0])
 
 
 def biased(model, tiny_tokenizer, towards: int) -> SentimentPipeline:
@@ -158,19 +177,22 @@ def biased(model, tiny_tokenizer, towards: int) -> SentimentPipeline:
     return SentimentPipeline(clone, tiny_tokenizer, device=torch.device("cpu"), source="biased test model")
 
 
-@pytest.mark.parametrize("verdict", [0, 1])
-def test_highlight_colours_follow_the_verdict(tiny_sentiment, tiny_tokenizer, pipelines, verdict):
-    """Red (+) means towards the verdict whichever way it went: a negative verdict flips the log-odds' sign."""
-    sentiment = biased(tiny_sentiment, tiny_tokenizer, verdict)
+def test_colours_follow_the_sentiment_not_the_verdict(tiny_sentiment, tiny_tokenizer, pipelines):
+    """A push towards positive is blue and one towards negative orange, whichever way the verdict went: the same
+    text gets the same colours from two classifiers that differ only in their verdict."""
     text = "The plot was thin but the acting saved it"
-    probabilities, highlighted, _, notes = app.Handlers(sentiment, pipelines[1]).classify(text)
-    assert max(probabilities, key=probabilities.get) == sentiment.labels[verdict]
-    attributions = sentiment.explain(text).attributions
-    strongest = max(abs(a) for a in attributions)
-    sign = 1 if verdict == 1 else -1
-    assert [score for _, score in highlighted] == pytest.approx([sign * a / strongest for a in attributions],
-                                                                abs=1e-3)
+    coloured = {}
+    for verdict in (0, 1):
+        sentiment = biased(tiny_sentiment, tiny_tokenizer, verdict)
+        probabilities, coloured[verdict], *_ = app.Handlers(sentiment, pipelines[1]).classify(text)
+        assert max(probabilities, key=probabilities.get) == sentiment.labels[verdict]
+    backgrounds = [re.findall(r'class="sq-chip" style="background:(#[0-9a-f]{6})', coloured[v]) for v in (0, 1)]
+    assert backgrounds[0] == backgrounds[1]  # no colour flips with the verdict
+    attributions = biased(tiny_sentiment, tiny_tokenizer, 1).explain(text).attributions
     assert any(a > 0 for a in attributions) and any(a < 0 for a in attributions)  # both colours are exercised
+    for (word, value), background in zip(chips(coloured[1]), backgrounds[1]):
+        red, _, blue = plots._rgb(background)
+        assert (blue > red) if value > 0 else (red > blue) if value < 0 else True, word
 
 
 def test_trajectory(client, pipelines):
@@ -178,9 +200,12 @@ def test_trajectory(client, pipelines):
     sentiment, _ = pipelines
     text = "The plot was thin but the acting saved it"
     line = plot_json(client.predict(text, api_name="/trajectory"))["data"][0]
-    expected = sentiment.trajectory(text)
-    assert list(array(line["x"])) == [n for n, _ in expected]
-    assert array(line["y"]) == pytest.approx([p for _, p in expected], abs=1e-6)
+    ids = sentiment.tokenizer.encode(text)
+    words = sentiment.tokenizer.words(ids, [0.0] * len(ids))
+    # After each word: P(positive) of the text up to the word's last piece.
+    expected = [float(sentiment.probabilities([ids[: max(w.positions) + 1]])[0, -1]) for w in words]
+    assert list(array(line["x"])) == list(range(1, len(words) + 1))
+    assert array(line["y"]) == pytest.approx(expected, abs=1e-6)
     assert_error(client, " ", api_name="/trajectory", says="empty")
 
 
@@ -191,27 +216,31 @@ def test_classify_bad_input(client, pipelines):
     assert_error(client, "fine", "<b>magic</b>", api_name="/classify",
                  says="method must be one of: evidence, integrated_gradients.")
 
-    # HTML comes back as text, character for character.
-    label, highlighted, *_ = client.predict(HTML_TEXT, api_name="/classify")
-    assert joined(highlighted) == HTML_TEXT and label["label"] in sentiment.labels
+    # HTML comes back as text, character for character, escaped in the coloured text.
+    label, coloured, *_ = client.predict(HTML_TEXT, api_name="/classify")
+    assert chip_text(coloured) == HTML_TEXT and label["label"] in sentiment.labels
+    assert "<img" not in coloured and "<script" not in coloured
 
     for name, text in ODD_TEXTS.items():
-        label, highlighted, *_ = client.predict(text, api_name="/classify")
+        label, coloured, *_ = client.predict(text, api_name="/classify")
         assert label["label"] in sentiment.labels, name
-        assert "\x00" not in joined(highlighted) and "\u202e" not in joined(highlighted), name
+        assert "\x00" not in coloured and "\u202e" not in coloured, name
 
     # 1 MB: a verdict, and the page says what the model read.
     long_text = "great movie. " * 80_000
-    label, highlighted, _, notes = client.predict(long_text, api_name="/classify")
+    label, coloured, _, _, notes = client.predict(long_text, api_name="/classify")
     assert label["label"] in sentiment.labels
     assert f"Truncated to {sentiment.max_tokens} tokens" in notes
-    # The skipped middle sits exactly where the kept start ends: the start's spans, the mark, the end's spans.
-    [skipped] = [i for i, span in enumerate(highlighted) if "middle skipped" in span["token"]]
+    # The skipped middle sits exactly where the kept start ends: the start's words, the mark, the end's words.
+    shown = chips(coloured)
+    [skipped] = [i for i, (word, _) in enumerate(shown) if "middle skipped" in word]
     explanation = sentiment.explain(show.clip(long_text, "head_tail")[0])
     cut = explanation.middle_skipped_at
     assert cut == sentiment.max_tokens // 2
-    head = show.text_spans(sentiment.tokenizer, explanation.ids[:cut], explanation.attributions[:cut])
-    assert skipped == len(head) and joined(highlighted[:skipped]) == "".join(s.text for s in head)
+    head = expected_words(sentiment.tokenizer, explanation.ids[:cut], explanation.attributions[:cut])
+    tail = expected_words(sentiment.tokenizer, explanation.ids[cut:], explanation.attributions[cut:], False)
+    assert_chips(shown[:skipped], head)
+    assert_chips(shown[skipped + 1:], tail)
 
 
 # -- /next_words -------------------------------------------------------------------------------------------------
@@ -245,7 +274,7 @@ def test_generate(client, pipelines):
     second = client.predict(*args, api_name="/generate")
     assert first == second
     assert first.startswith("The acting was") and len(first) > len("The acting was")
-    assert first == nextword.generate("The acting was", **settings)
+    assert first == nextword.generate("The acting was", **settings, whole_words=True)
 
     # Streamed: every update extends the prompt, and the last one is the whole text.
     job = client.submit(*args, api_name="/generate")
@@ -255,7 +284,26 @@ def test_generate(client, pipelines):
     assert all(update.startswith("The acting was") for update in updates)
 
     greedy = client.predict("The acting was", 5, 0, 0, 1, 0, api_name="/generate")
-    assert greedy == nextword.generate("The acting was", max_new_tokens=5, temperature=0, top_k=0, top_p=1)
+    assert greedy == nextword.generate("The acting was", max_new_tokens=5, temperature=0, top_k=0, top_p=1,
+                                       whole_words=True)
+
+
+def test_a_blank_seed_gets_a_fresh_one_that_is_shown_and_repeats_the_text(pipelines):
+    handlers = app.Handlers(*pipelines)
+    texts, seeds = set(), set()
+    for _ in range(3):
+        *_, (text, greedy, note) = handlers.generate_page("The acting was", 8, 1.5, 0, 1.0, " ", True)
+        seed = int(re.search(r"Seed \*\*(\d+)\*\*", note).group(1))
+        assert text == pipelines[1].generate("The acting was", max_new_tokens=8, temperature=1.5, top_k=0, top_p=1.0,
+                                             seed=seed, whole_words=True)
+        assert greedy == pipelines[1].generate("The acting was", max_new_tokens=8, temperature=0, whole_words=True)
+        texts.add(text)
+        seeds.add(seed)
+    assert len(seeds) == 3  # fresh each time
+    *_, (_, greedy, _) = handlers.generate_page("The acting was", 8, 1.5, 0, 1.0, "12", False)
+    assert greedy == ""
+    with pytest.raises(ValueError, match="whole number"):
+        list(handlers.generate_page("The acting was", 8, 1.5, 0, 1.0, "1.5", False))
 
 
 def test_generate_bad_input(client):
@@ -275,71 +323,126 @@ def test_generate_bad_input(client):
 def test_surprisal(client, pipelines):
     _, nextword = pipelines
     text = "The movie was not good at all."
-    highlighted, surprise, notes = client.predict(text, api_name="/surprisal")
-    assert joined(highlighted) == text
-    assert all(0 <= span["class_or_confidence"] <= 1 for span in highlighted)
-
+    coloured, surprise, summary, notes = client.predict(text, api_name="/surprisal")
     rows = nextword.surprisal(text)
-    assert [row[0] for row in surprise["data"]] == [span["token"].replace(" ", "␣") if not span["token"].strip()
-                                                     else span["token"] for span in highlighted]
-    assert [row[1] for row in surprise["data"]] == pytest.approx([r["bits"] for r in rows], abs=1e-3)
+    ids = nextword.tokenizer.encode(text)
+    words = expected_words(nextword.tokenizer, ids, [r["bits"] for r in rows])  # a word's bits: its pieces' sum
+    assert_chips(coloured, words, abs_tol=1e-3)
+    assert [row[0] for row in surprise["data"]] == [word for word, _ in words]
+    assert [row[1] for row in surprise["data"]] == pytest.approx([bits for _, bits in words], abs=1e-3)
     for row in surprise["data"]:
         assert row[2] == pytest.approx(2.0 ** -row[1], rel=1e-2, abs=1e-5)
     score = nextword.score(text)
     assert f"per-token perplexity {score['perplexity']:.1f}" in notes
     assert f"{score['bits_per_char']:.3f} bits per character" in notes
+    assert f"{score['bits_per_char']:.2f} bits per character" in summary
 
 
 def test_surprisal_odd_text(client):
     assert_error(client, "", api_name="/surprisal", says="empty")
-    highlighted, *_ = client.predict(HTML_TEXT, api_name="/surprisal")
-    assert joined(highlighted) == HTML_TEXT
-    # An emoji is four byte pieces: one span, its bits the sum of its pieces' bits.
-    highlighted, surprise, _ = client.predict(ODD_TEXTS["emoji"], api_name="/surprisal")
-    assert joined(highlighted) == ODD_TEXTS["emoji"]
+    coloured, *_ = client.predict(HTML_TEXT, api_name="/surprisal")
+    assert chip_text(coloured) == HTML_TEXT and "<img" not in coloured
+    # An emoji is four byte pieces: one word, its bits the sum of its pieces' bits.
+    coloured, surprise, *_ = client.predict(ODD_TEXTS["emoji"], api_name="/surprisal")
+    assert "".join(word for word, _ in chips(coloured)) == ODD_TEXTS["emoji"].replace(" ", "")
     emoji_rows = [row for row in surprise["data"] if row[0] == "🙂"]
-    assert emoji_rows and emoji_rows[0][3] == 4
-    highlighted, *_ = client.predict(ODD_TEXTS["control"], api_name="/surprisal")
-    assert "␀" in joined(highlighted) and "\x00" not in joined(highlighted)
+    assert emoji_rows and emoji_rows[0][3] >= 4
+    coloured, *_ = client.predict(ODD_TEXTS["control"], api_name="/surprisal")
+    assert "␀" in coloured and "\x00" not in coloured
 
 
 # -- /inspect ----------------------------------------------------------------------------------------------------
 
 
+def chart_lines(chart) -> dict[str, np.ndarray]:
+    """The unit chart's lines by signal ("c", "f", ...), its marks left out."""
+    return {t["name"].split(" ")[0]: array(t["y"]) for t in plot_json(chart)["data"] if "·" in t["name"]}
+
+
 def test_inspect(client, pipelines):
     sentiment, nextword = pipelines
     text = "not good at all"
-    heatmap, unit_text, saturation, forget, notes = client.predict(
-        text, "sentiment", 0, "backward", "f", "index", 3, api_name="/inspect"
+    heatmap, unit_text, chart, saturation, notes = client.predict(
+        text, "sentiment", 0, "backward", "f", "index", 3, "top", "pieces", api_name="/inspect"
     )
     traced = gates.trace_text(sentiment.model, sentiment.tokenizer, text)
-    expected = traced.layers[(0, 1)]["f"].numpy()
+    values = traced.layers[(0, 1)]
+    expected = values["f"].numpy()
     cell = plot_json(heatmap)["data"][0]
     z = array(cell["z"])
-    assert z.shape == (len(traced.tokens), sentiment.model.rnn.hidden_size)  # tokens x units
-    assert len(cell["y"]) == len(traced.tokens) and len(cell["x"]) == sentiment.model.rnn.hidden_size
+    assert z.shape == (len(traced.tokens), sentiment.model.rnn.hidden_size)  # pieces x units
+    assert cell["x"] == [str(u) for u in range(sentiment.model.rnn.hidden_size)]  # the unit numbers, in order
     np.testing.assert_allclose(z, expected, atol=1e-6)
     assert plot_json(heatmap)["data"][0]["colorbar"]["title"]["text"].startswith("f")
 
-    # The text coloured by unit 3: its forget gate at every token.
-    assert [span["class_or_confidence"] for span in unit_text] == pytest.approx(expected[:, 3], abs=1e-4)
+    # The text coloured by unit 3: its forget gate at every piece; its line chart: c, h and the gates.
+    assert [v for _, v in chips(unit_text)] == pytest.approx(expected[:, 3], abs=1e-4)
+    lines = chart_lines(chart)
+    assert set(lines) == {"c", "h", "i", "f", "o"}
+    for name, line in lines.items():
+        np.testing.assert_allclose(line, values[name][:, 3].numpy(), atol=1e-5)
     assert {row[0] for row in saturation["data"]} == {"i", "f", "o"}
-    forget_bars = array(plot_json(forget)["data"][0]["y"])
-    np.testing.assert_allclose(forget_bars, expected.mean(1), atol=1e-5)
     assert "Unit 3" in notes
 
+    # Words (the default): c after each word's last piece, the gates averaged over its pieces.
+    heatmap, unit_text, chart, *_ = client.predict(
+        text, "sentiment", 0, "backward", "c", "index", 3, "top", "words", api_name="/inspect")
+    rows = sentiment.tokenizer.words(traced.ids, [0.0] * len(traced.ids))
+    assert [w for w, _ in chips(unit_text)] == [show.shown(r.text) for r in rows]
+    c, f = values["c"].numpy(), values["f"].numpy()
+    np.testing.assert_allclose(array(plot_json(heatmap)["data"][0]["z"]),
+                               np.stack([c[r.positions[-1]] for r in rows]), atol=1e-6)
+    np.testing.assert_allclose(chart_lines(chart)["f"], [f[r.positions, 3].mean() for r in rows], atol=1e-5)
+
     # Orderings: variance puts the most variable unit first; contribution ranks units by their push.
-    heatmap, *_ = client.predict(text, "sentiment", 0, "forward", "h", "variance", None, api_name="/inspect")
+    heatmap, *_ = client.predict(text, "sentiment", 0, "forward", "h", "variance", None, "top", "pieces",
+                                 api_name="/inspect")
     h = traced.layers[(0, 0)]["h"]
-    assert plot_json(heatmap)["data"][0]["x"][0] == f"unit {int(gates.rank_units_by_variance(h)[0])}"
+    assert plot_json(heatmap)["data"][0]["x"][0] == str(int(gates.rank_units_by_variance(h)[0]))
     *_, notes = client.predict(text, "sentiment", 0, "forward", "h", "contribution", None, api_name="/inspect")
     assert "logit margin" in notes
+
+
+def test_the_heatmap_shows_the_top_units_unless_all_are_asked_for(pipelines, monkeypatch):
+    monkeypatch.setattr(plots, "TOP_UNITS", 4)
+    handlers = app.Handlers(*pipelines)
+    hidden = pipelines[0].model.rnn.hidden_size
+    order = gates.rank_units_by_variance(gates.trace_text(pipelines[0].model, pipelines[0].tokenizer,
+                                                          "not good at all").layers[(0, 0)]["i"])
+    for units, shown in (("top", 4), ("all", hidden)):
+        heatmap, *_ = handlers.inspect_gates("not good at all", "sentiment", 0, "forward", "i", "variance", None,
+                                             units)
+        assert list(heatmap.data[0].x) == [str(int(u)) for u in order[:shown]]
+    with pytest.raises(ValueError, match="top or all"):
+        handlers.inspect_gates("not good at all", units="some")
+
+
+def test_find_units(client, pipelines):
+    sentiment, _ = pipelines
+    text = "The plot was thin but the acting saved it"
+    found, note = client.predict(text, "sentiment", 0, "forward", "thin but", "memory", api_name="/find_units")
+    traced = gates.trace_text(sentiment.model, sentiment.tokenizer, text)
+    c = traced.layers[(0, 0)]["c"].numpy()
+    words = sentiment.tokenizer.words(traced.ids, [0.0] * len(traced.ids))
+    marked = [p for w in words if w.text.strip() in ("thin", "but") for p in w.positions]
+    first, last = min(marked), max(marked)
+    before = c[first - 1] if first else np.zeros(c.shape[1])
+    steps = np.diff(np.vstack([np.zeros((1, c.shape[1])), c]), axis=0)
+    jump = np.abs(c[last] - before) / len(marked) / (np.abs(steps).mean(0) + 1e-6)
+    units = [row[0] for row in found["data"]]
+    assert units[:3] == list(np.argsort(-jump, kind="stable")[:3])
+    top = units[0]
+    assert found["data"][0][1] == f"{before[top]:+.2f} → {c[last, top]:+.2f}"
+    assert f"unit {top} on top" in note
+    assert_error(client, text, "sentiment", 0, "forward", "absent", "memory", api_name="/find_units",
+                 says="not in the text")
 
 
 def test_inspect_language_model(client, pipelines):
     _, nextword = pipelines
     rnn = nextword.model.rnn
-    heatmap, *_ = client.predict("I loved it", "nextword", 2, "forward", "c", "variance", None, api_name="/inspect")
+    heatmap, *_ = client.predict("I loved it", "nextword", 2, "forward", "c", "variance", None, "all", "pieces",
+                                 api_name="/inspect")
     z = array(plot_json(heatmap)["data"][0]["z"])
     tokens = nextword.tokenizer.encode("I loved it")
     assert z.shape == (len(tokens) + 1, rnn.hidden_size)  # the begin-of-text token, then the text
@@ -363,10 +466,23 @@ def test_inspect_odd_text(client):
                                             api_name="/inspect")
     labels = plot_json(heatmap)["data"][0]["y"]
     assert not any("<" in label or ">" in label for label in labels)  # escaped for plotly
+    assert "<img" not in unit_text
     for text in ODD_TEXTS.values():
         heatmap, unit_text, *_ = client.predict(text, "sentiment", 0, "forward", "g", "variance", None,
                                                 api_name="/inspect")
-        assert unit_text
+        assert chips(unit_text) and "<0x" not in unit_text
+
+
+def test_the_page_shows_an_error_beside_its_control_and_keeps_the_rest(pipelines):
+    """On the page a bad input fills the message box and skips every other output; the API raises instead."""
+    handlers = app.Handlers(*pipelines)
+    inspect = app.inline_errors(handlers.inspect_gates, 5)
+    *kept, message = inspect("not good at all", "sentiment", 0, "forward", "f", "index", "999")
+    assert kept == [gr.skip()] * 5 and "Units run from 0" in message
+    *shown, message = inspect("not good at all", "sentiment", 0, "forward", "f", "index", "3")
+    assert message == "" and shown[0] is not None
+    *kept, message = app.inline_errors(handlers.read_review, 6)("   ")
+    assert kept == [gr.skip()] * 6 and "empty" in message
 
 
 def test_export_trace(client, pipelines, tmp_path):

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from seqdemo.generation import NextWordPipeline
+from seqdemo.generation import WORD_TAIL, NextWordPipeline
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,24 @@ def test_same_seed_same_text_and_it_streams(lm):
     # Update k is the text after k tokens: what a k-token generation with the same seed gives (sampling draws
     # once per token, so the first k draws are the same).
     assert steps == [lm.generate("The acting was", max_new_tokens=k, seed=3) for k in range(1, len(steps) + 1)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_whole_words_finish_the_last_word_and_stop_before_the_next(lm, monkeypatch, seed):
+    """With whole_words the pieces drawn past max_new_tokens continue the last word, and the draw that would
+    start a new word (or end the text) is where it stops: the text ends on a word boundary."""
+    drawn: list[int] = []
+    sample = lm.sample
+    monkeypatch.setattr(lm, "sample", lambda *args: drawn.append(sample(*args)) or drawn[-1])
+    text = lm.generate("The acting was", max_new_tokens=3, temperature=1.5, top_k=0, top_p=1.0, seed=seed,
+                       whole_words=True)
+    kept, stop = drawn[:-1], drawn[-1]
+    if len(drawn) <= 3 or len(drawn) == 3 + WORD_TAIL:  # ended by the model, or ran out of tail
+        kept, stop = drawn, None
+    assert not any(lm.word_starts[t] for t in kept[3:])
+    assert stop is None or lm.word_starts[stop] or stop == lm.tokenizer.eos_id
+    ids, _ = lm.prompt_ids("The acting was")
+    assert text == "The acting was" + lm.tokenizer.decode(ids + kept)[len(lm.tokenizer.decode(ids)):]
 
 
 def greedy_tokens(lm, prompt: str, n: int) -> list[int]:

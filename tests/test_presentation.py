@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import math
+import re
 
 import pytest
 import torch
 
+from seqdemo import gates, plots
 from seqdemo import presentation as show
 from seqdemo.generation import NextWordPipeline
 from seqdemo.models import SentimentClassifier
@@ -36,29 +39,44 @@ def test_the_skipped_middle_sits_between_the_kept_start_and_end(short_reader):
     assert short_reader.explain("not good").middle_skipped_at is None
 
 
-@pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_highlights_are_scaled_to_the_strongest_push_and_signed_by_the_verdict(sign):
-    spans = [Span("not", -0.5, [0]), None, Span(" good", 0.25, [1])]
-    assert show.attribution_highlights(spans, sign) == [("not", -sign), (show.MIDDLE_SKIPPED, None), (" good", sign / 2)]
-    assert show.verdict_sign({"label": "negative"}, "positive") == -1.0
-    assert show.verdict_sign({"label": "positive"}, "positive") == 1.0
+def chip_values(chips: str) -> list[tuple[str, float, str]]:
+    """(text, data-value, background) of each chip of a coloured text."""
+    found = re.findall(r'<span class="sq-chip" style="background:(#[0-9a-f]{6});[^"]*" title="[^"]*" '
+                       r'data-value="([^"]*)">([^<]*)</span>', chips)
+    return [(html.unescape(text), float(value), background) for background, value, text in found]
 
 
-def test_the_pushes_table_lists_the_strongest_first():
-    spans = [Span("a", 0.1, [0]), Span(" ", -0.7, [1]), None, Span("c", 0.3, [2]), Span("d", -0.2, [3])]
-    table = show.pushes_table(spans, "positive", "negative", rows=3)
-    assert table["data"] == [["␣", -0.7, "negative"], ["c", 0.3, "positive"], ["d", -0.2, "negative"]]
+def test_positive_pushes_are_blue_and_negative_orange_whatever_the_verdict():
+    spans = [Span("not", -0.5, [0]), None, Span(" good", 0.25, [1]), Span(" <b>", 0.0, [2])]
+    chips = show.attribution_chips(spans, "positive", "negative")
+    [(first, v1, c1), (skipped, _, _), (second, v2, c2), (tag, _, _)] = chip_values(chips)
+    assert (first, v1, second, v2) == ("not", -0.5, "good", 0.25)
+    assert c1 == plots.signed_colour(-0.5, 0.5) == plots.NEGATIVE  # the strongest push: full colour
+    assert c2 == plots.signed_colour(0.25, 0.5) and plots._rgb(c2)[2] > plots._rgb(c2)[0]  # blue-ish
+    assert skipped.strip() == show.MIDDLE_SKIPPED.strip() and tag == "<b>" and "<b>" not in chips  # escaped
+    assert "towards negative" in chips and "towards positive" in chips  # the legend
+
+
+def test_the_pushes_table_lists_the_strongest_words_first_and_whitespace_last():
+    spans = [Span("a", 0.1, [0]), Span("\n\n", -0.7, [1]), None, Span(" c", 0.3, [2]), Span(" d", -0.2, [3])]
+    table = show.pushes_table(spans, "positive", "negative", rows=4)
+    assert table["data"] == [["c", 0.3, "positive"], ["d", -0.2, "negative"], ["a", 0.1, "positive"],
+                             ["¶¶", -0.7, "negative"]]
 
 
 def test_surprisal_view_adds_up_a_characters_pieces(tiny_tokenizer, tiny_nextword):
     lm = NextWordPipeline(tiny_nextword, tiny_tokenizer, torch.device("cpu"), source="test")
     text = "I loved it 🙂"
     summary = lm.surprisal_summary(text)
-    highlighted, table, notes = show.surprisal_view(tiny_tokenizer, summary, clipped=False)
-    assert "".join(token for token, _ in highlighted) == text
+    chips, table, summary_line, notes = show.surprisal_view(tiny_tokenizer, summary, clipped=False)
+    words = chip_values(chips)
+    assert " ".join(text for text, _, _ in words) == text
     [emoji] = [row for row in table["data"] if row[0] == "🙂"]
-    emoji_bits = sum(row["bits"] for row in summary.rows[-4:])  # the text ends with the emoji's four pieces
-    assert emoji[1] == pytest.approx(emoji_bits, abs=1e-3) and emoji[3] == 4
+    pieces = emoji[3]  # the emoji's four byte pieces, and the word-start mark before them if it is a piece
+    emoji_bits = sum(row["bits"] for row in summary.rows[-pieces:])  # the text ends with the emoji
+    assert pieces >= 4 and emoji[1] == pytest.approx(emoji_bits, abs=1e-3)
+    assert words[-1][1] == pytest.approx(emoji_bits, rel=1e-4)
+    assert f"{summary.bits_per_char:.2f} bits per character" in summary_line
     score = lm.score(text)
     assert summary.perplexity == pytest.approx(score["perplexity"]) and summary.bits_per_char == pytest.approx(
         score["bits_per_char"])
@@ -89,3 +107,47 @@ def test_unit_choice(tiny_tokenizer):
     assert show.pick_unit(None, [5, 2, 0], 6) == 5
     with pytest.raises(ValueError, match="Units run from 0 to 5"):
         show.pick_unit(6, [5, 2, 0], 6)
+
+
+def test_inspector_rows_are_words_with_their_last_state_and_mean_gates(tiny_tokenizer):
+    ids = tiny_tokenizer.encode("grinning 这")
+    traced = gates.TextTrace(tokens=[gates.START_TOKEN, *tiny_tokenizer.pieces(ids)], ids=[2, *ids], layers={},
+                             truncated=False)
+    rows = show.inspector_steps(tiny_tokenizer, traced, "words")
+    assert [row.text for row in rows] == [gates.START_TOKEN, "grinning", " 这"]
+    assert [p for row in rows for p in row.positions] == list(range(len(ids) + 1))
+    matrix = torch.arange(len(ids) + 1, dtype=torch.float32).unsqueeze(1) * torch.tensor([[1.0, -1.0]])
+    word = rows[1].positions
+    assert show.step_values(matrix, rows, "c")[1].tolist() == matrix[word[-1]].tolist()  # after its last piece
+    assert show.step_values(matrix, rows, "f")[1].tolist() == pytest.approx(matrix[word].mean(0).tolist())
+    pieces = show.inspector_steps(tiny_tokenizer, traced, "pieces")
+    assert len(pieces) == len(ids) + 1 and any("<0x" in row.text for row in pieces)  # the bytes the LSTM reads
+
+
+def test_marked_words_are_found_in_the_text_whatever_their_case():
+    rows = [Span(gates.START_TOKEN, 0, [0]), Span("Not", 0, [1, 2]), Span(" good", 0, [3]), Span(".", 0, [4])]
+    assert show.marked_steps(rows, "not") == [1, 2]
+    assert show.marked_steps(rows, "t goo") == [1, 2, 3]
+    assert show.marked_steps(rows, ".") == [4]
+    with pytest.raises(ValueError, match="not in the text"):
+        show.marked_steps(rows, "bad")
+    with pytest.raises(ValueError, match="Type a word"):
+        show.marked_steps(rows, "  ")
+
+
+def test_find_units_ranks_the_unit_whose_memory_jumps_at_the_marked_step():
+    steps = 5
+    c = torch.zeros(steps, 3)
+    c[:, 0] = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4])  # drifts by 0.1 every step
+    c[3:, 1] = 0.5  # still, then one jump at step 3
+    c[:, 2] = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0])  # swings every step
+    f = torch.full((steps, 3), 0.9)
+    i = torch.full((steps, 3), 0.1)
+    f[3, 2], i[3, 0] = 0.05, 0.8
+    order, table = show.find_units({"c": c, "f": f, "i": i}, [3], "memory")
+    assert order[0] == 1  # 0.5 against its usual step of 0.1: five times
+    assert table["data"][0][:3] == [1, "+0.00 → +0.50", "5.0×"]
+    order, _ = show.find_units({"c": c, "f": f, "i": i}, [3], "gates")
+    assert order[:2] == [2, 0]  # f dips 0.85 below its level, i rises 0.7 above its level
+    with pytest.raises(ValueError, match="not all of it"):
+        show.find_units({"c": c, "f": f, "i": i}, list(range(steps)), "memory")

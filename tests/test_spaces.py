@@ -17,7 +17,8 @@ from seqdemo.device import on_zero_gpu
 from seqdemo.generation import NextWordPipeline
 from seqdemo.sentiment import SentimentPipeline
 
-MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "export_trace"}
+MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "find_units",
+                   "export_trace"}
 
 
 class StandInSpaces(types.ModuleType):
@@ -96,7 +97,7 @@ def test_every_model_endpoint_runs_inside_spaces_gpu(monkeypatch, pipelines, mov
     calls = {
         "classify": (text, "evidence"), "trajectory": (text,), "next_words": ("The acting was", 3),
         "surprisal": (text,), "inspect": (text, "sentiment", 0, "forward", "f", "index", None),
-        "export_trace": (text, "sentiment", "npz"),
+        "find_units": (text, "sentiment", 0, "forward", "good", "memory"), "export_trace": (text, "sentiment", "npz"),
     }
     for api_name, args in calls.items():
         moves.clear()
@@ -110,9 +111,10 @@ def test_every_model_endpoint_runs_inside_spaces_gpu(monkeypatch, pipelines, mov
     first = next(stream)
     assert spaces.holding and first.startswith("The acting was")
     *_, last = [first, *stream]
-    assert not spaces.holding and last == pipelines[1].generate("The acting was", max_new_tokens=5, seed=0)
+    assert not spaces.holding and last == pipelines[1].generate("The acting was", max_new_tokens=5, seed=0,
+                                                                whole_words=True)
     assert moves == [("sentiment", True, "cuda"), ("nextword", True, "cuda")]
-    assert {f.api_name for f in demo.fns.values() if f.fn.__name__ in spaces.wrapped} >= MODEL_ENDPOINTS
+    assert {f.api_name for f in demo.fns.values() if f.fn and f.fn.__name__ in spaces.wrapped} >= MODEL_ENDPOINTS
 
 
 def test_without_spaces_nothing_is_wrapped_or_moved(monkeypatch, pipelines, moves):

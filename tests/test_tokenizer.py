@@ -49,3 +49,35 @@ def test_step_labels_show_ascii_bytes_as_their_character(tiny_tokenizer):
     assert tiny_tokenizer.step_label(emoji_byte) == "<0xF0>"  # alone, the first byte of 🙂 spells nothing
     word = tiny_tokenizer.encode("movie")[-1]
     assert tiny_tokenizer.byte_value(word) is None and tiny_tokenizer.step_label(word) == tiny_tokenizer.display(word)
+
+
+@pytest.mark.parametrize("text", [*TEXTS, "A modest, grinning film.\n\nBeautifully done!", "don't stop-motion (great)"])
+def test_words_spell_the_text_and_add_up_their_pieces(tiny_tokenizer, text):
+    ids = tiny_tokenizer.encode(text)
+    values = [float(i + 1) for i in range(len(ids))]
+    words = tiny_tokenizer.words(ids, values)
+    assert "".join(word.text for word in words) == tiny_tokenizer.decode(ids)
+    assert [p for word in words for p in word.positions] == list(range(len(ids)))
+    for word in words:
+        assert word.value == pytest.approx(sum(values[p] for p in word.positions))
+
+
+def words_of(tokenizer, text: str) -> list[str]:
+    ids = tokenizer.encode(text)
+    return [word.text for word in tokenizer.words(ids, [0.0] * len(ids))]
+
+
+def test_a_word_of_several_pieces_is_one_word(tiny_tokenizer):
+    assert len(tiny_tokenizer.encode(" grinning")) > 1  # the tiny vocabulary splits it
+    assert words_of(tiny_tokenizer, "A modest, grinning film.") == ["A", " modest", ",", " grinning", " film", "."]
+
+
+def test_punctuation_stands_alone_but_joins_a_word_inside_it(tiny_tokenizer):
+    assert words_of(tiny_tokenizer, "don't stop-motion (great)!") == ["don't", " stop-motion", " (", "great", ")",
+                                                                     "!"]
+
+
+def test_ideographs_and_emoji_are_words_of_their_own_and_line_breaks_one_token(tiny_tokenizer):
+    assert words_of(tiny_tokenizer, "这部电影") == ["这", "部", "电", "影"]
+    assert words_of(tiny_tokenizer, "I loved it 🙂🎬") == ["I", " loved", " it", " 🙂", "🎬"]
+    assert words_of(tiny_tokenizer, "Good.\n\nBad") == ["Good", ".", "\n\n", "Bad"]
