@@ -29,8 +29,9 @@ import gradio as gr
 import torch
 
 import seqdemo
-from seqdemo import gates, plots
+from seqdemo import compare_view, gates, plots
 from seqdemo import presentation as show
+from seqdemo.compare import DEFAULT_OUT as COMPARE_FOLDER
 from seqdemo.device import device_name, on_zero_gpu, zero_gpu_decorator
 from seqdemo.generation import NextWordPipeline
 from seqdemo.presentation import IG_STEPS
@@ -335,14 +336,80 @@ def inspector_tab(h: Handlers, page) -> None:
     export.click(page(h.export), [text, model, fmt], file, api_name="export_trace")
 
 
+class CompareHandlers:
+    """The Compare tab's endpoints, around the comparison opened once when the page is built. Without one, each
+    answers with the sentence that says why (and the command that produces it)."""
+
+    def __init__(self, comparison: compare_view.Comparison | None, unavailable: str):
+        self.comparison, self.unavailable = comparison, unavailable
+
+    def _opened(self) -> compare_view.Comparison:
+        if self.comparison is None:
+            raise ValueError(self.unavailable)
+        return self.comparison
+
+    def results(self):
+        """The results table, the claims' verdicts, accuracy by length and training speed."""
+        results = self._opened().results
+        return (compare_view.results_table(results), compare_view.claims_markdown(results),
+                plots.length_accuracy_figure(results["variants"], compare_view.bucket_names(results)),
+                plots.speed_figure(results["variants"]))
+
+    def read_text(self, text: str):
+        """Every variant's verdict on the text, a note on what they read, and the vanishing-gradient chart."""
+        comparison = self._opened()
+        text, _ = show.clip(text, "head_tail")
+        verdicts, note = compare_view.verdicts_view(comparison, text)
+        return verdicts, note, plots.gradient_figure(compare_view.gradient_curves(comparison, text))
+
+
+def build_compare_tab(folder, embedding_from=None) -> None:
+    """The Compare tab: the chapter's claims measured (python -m seqdemo.compare wrote `folder`), and every variant
+    on the visitor's text. Without a usable comparison the tab says why in one sentence; the page works on."""
+    comparison, unavailable = compare_view.open_comparison(folder, embedding_from)
+    h = CompareHandlers(comparison, unavailable)
+    shown = comparison is not None
+    # The variants are small and stay on the CPU (also on ZeroGPU): their handlers need no GPU wrapper.
+    results, read_text = friendly(h.results), friendly(h.read_text)
+    initial = h.results() if shown else (None, "", None, None)
+    gr.Markdown(unavailable, visible=not shown, elem_id="compare-missing")
+    with gr.Column(visible=shown):
+        gr.Markdown("Eight small sentiment models (about 100k trainable parameters each) trained with one recipe: "
+                    "the same data, tokenizer, frozen word embedding and training time. Do the chapter's claims "
+                    "hold?")
+        claims = gr.Markdown(initial[1], elem_classes="seqdemo-notes", elem_id="compare-claims")
+        table = gr.Dataframe(initial[0], label="Measured per variant (mean ± half the spread over seeds)",
+                             interactive=False, wrap=True, elem_id="compare-table")
+        with gr.Row():
+            by_length = gr.Plot(initial[2], label="Accuracy by review length", elem_id="compare-length")
+            speed = gr.Plot(initial[3], label="Training speed", elem_id="compare-speed")
+        gr.Markdown("### Your text, read by every variant")
+        with gr.Row():
+            with gr.Column(scale=3):
+                text = gr.Textbox(label="Review", lines=3, value=EXAMPLES[1], elem_id="compare-text")
+                button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+                gr.Examples(EXAMPLES, inputs=text, label="Examples")
+            with gr.Column(scale=4):
+                verdicts = gr.Dataframe(label="Each variant's verdict", interactive=False, wrap=True,
+                                        elem_id="compare-verdicts")
+                note = gr.Markdown(elem_classes="seqdemo-notes", elem_id="compare-notes")
+        gr.Markdown("### The vanishing gradient, visible\n\n" + compare_view.GRADIENT_NOTE)
+        gradient = gr.Plot(label="‖∂ logit / ∂ embedding‖ per token", elem_id="compare-gradient")
+    gr.Button(visible=False).click(results, None, [table, claims, by_length, speed], api_name="compare_results")
+    outputs = [verdicts, note, gradient]
+    button.click(read_text, text, outputs, api_name="compare_text")
+    text.submit(read_text, text, outputs, **PRIVATE)
+
+
 def concurrency() -> int:
     """Requests served at once: the GPU overlaps a few; on a CPU each request already uses every core."""
     cores = os.cpu_count() or 1
     return int(os.environ.get("SEQDEMO_CONCURRENCY", 4 if torch.cuda.is_available() else max(2, min(cores, 8))))
 
 
-def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline) -> gr.Blocks:
-    """The whole page around two loaded pipelines (seqdemo.load("sentiment"), seqdemo.load("nextword"))."""
+def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline, compare_folder=COMPARE_FOLDER) -> gr.Blocks:
+    """The whole page around two loaded pipelines (seqdemo.load("sentiment"), seqdemo.load("nextword")), and the
+    comparison in `compare_folder` (its variants on the language model's embedding)."""
     # Analytics stay off unless the user turns them on: gradio 6 reads this when a page is built and launched.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     h = Handlers(sentiment, nextword)
@@ -362,6 +429,8 @@ def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline) -> gr.B
                 nextword_tab(h, page)
             with gr.Tab("Gate inspector", id="gates"):
                 inspector_tab(h, page)
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab(compare_folder, nextword.folder)
         gr.Markdown("API: every button is an endpoint (`/classify`, `/trajectory`, `/next_words`, `/generate`, "
                     "`/surprisal`, `/inspect`, `/export_trace`); see *Use via API* below, or call them with "
                     "`gradio_client`.")
