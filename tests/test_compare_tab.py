@@ -203,7 +203,8 @@ def test_the_compare_tab_renders(browser, url, width, height):  # noqa: F811
         page.click("#compare-button")
         wait_for_text(page, "#compare-notes", "tokens of your text")
         page.wait_for_selector("#compare-gradient .js-plotly-plot .scatterlayer path")
-        assert page.locator("#compare-verdicts tbody tr").count() == len(GRADIENT_VARIANTS)
+        shown = page.locator("#compare-verdicts").inner_text()
+        assert all(TITLES[name] in shown for name in GRADIENT_VARIANTS)
         assert_inert(page)
         shot(page, f"10-compare-{width}px")
     finally:
