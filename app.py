@@ -33,9 +33,10 @@ import time
 import gradio as gr
 
 import seqdemo
-from seqdemo import gates, plots, serving
+from seqdemo import compare_view, gates, plots, serving
 from seqdemo import validate as valid
 from seqdemo import presentation as show
+from seqdemo.compare import DEFAULT_OUT as COMPARE_FOLDER
 from seqdemo.device import device_name, on_zero_gpu, zero_gpu_decorator
 from seqdemo.exports import ExportStore
 from seqdemo.generation import NextWordPipeline
@@ -566,12 +567,80 @@ def about_models(sentiment: SentimentPipeline, nextword: NextWordPipeline) -> No
         gr.Markdown(show.metrics_markdown(sentiment, "Sentiment model"), elem_id="sentiment-metrics")
         gr.Markdown(show.metrics_markdown(nextword, "Next-word model"), elem_id="nextword-metrics")
         gr.Markdown("API: every result is an endpoint (`/classify`, `/trajectory`, `/next_words`, `/generate`, "
-                    "`/surprisal`, `/inspect`, `/find_units`, `/export_trace`); see *Use via API* below, or call "
-                    "them with `gradio_client`.")
+                    "`/surprisal`, `/inspect`, `/find_units`, `/export_trace`, `/compare_results`, `/compare_text`); see "
+                    "*Use via API* below, or call them with `gradio_client`.")
 
 
-def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline) -> gr.Blocks:
-    """The whole page around two loaded pipelines (seqdemo.load("sentiment"), seqdemo.load("nextword"))."""
+class CompareHandlers:
+    """The Compare tab's endpoints, around the comparison opened once when the page is built. Without one, each
+    answers with the sentence that says why (and the command that produces it)."""
+
+    def __init__(self, comparison: compare_view.Comparison | None, unavailable: str):
+        self.comparison, self.unavailable = comparison, unavailable
+
+    def _opened(self) -> compare_view.Comparison:
+        if self.comparison is None:
+            raise ValueError(self.unavailable)
+        return self.comparison
+
+    def results(self):
+        """The results table, the claims' verdicts, accuracy by length and training speed."""
+        results = self._opened().results
+        return (compare_view.results_table(results), compare_view.claims_markdown(results),
+                plots.length_accuracy_figure(results["variants"], compare_view.bucket_names(results)),
+                plots.speed_figure(results["variants"]))
+
+    def read_text(self, text: str):
+        """Every variant's verdict on the text, a note on what they read, and the vanishing-gradient chart."""
+        comparison = self._opened()
+        text, _ = show.clip(valid.text(text), "head_tail")
+        verdicts, note = compare_view.verdicts_view(comparison, text)
+        return verdicts, note, plots.gradient_figure(compare_view.gradient_curves(comparison, text))
+
+
+def build_compare_tab(folder, embedding_from=None) -> None:
+    """The Compare tab: the chapter's claims measured (python -m seqdemo.compare wrote `folder`), and every variant
+    on the visitor's text. Without a usable comparison the tab says why in one sentence; the page works on."""
+    comparison, unavailable = compare_view.open_comparison(folder, embedding_from)
+    h = CompareHandlers(comparison, unavailable)
+    shown = comparison is not None
+    # The variants are small and stay on the CPU (also on ZeroGPU): their handlers need no GPU wrapper, but they
+    # share the model queue (seqdemo.serving) with the others.
+    results, read_text = serving.model_handler(friendly(h.results)), serving.model_handler(friendly(h.read_text))
+    initial = h.results() if shown else (None, "", None, None)
+    gr.Markdown(unavailable, visible=not shown, elem_id="compare-missing")
+    with gr.Column(visible=shown):
+        gr.Markdown("Eight small sentiment models (about 100k trainable parameters each) trained with one recipe: "
+                    "the same data, tokenizer, frozen word embedding and training time. Do the chapter's claims "
+                    "hold?")
+        claims = gr.Markdown(initial[1], elem_classes="seqdemo-notes", elem_id="compare-claims")
+        table = gr.Dataframe(initial[0], label="Measured per variant (mean ± half the spread over seeds)",
+                             interactive=False, wrap=True, elem_id="compare-table")
+        with gr.Row():
+            by_length = gr.Plot(initial[2], label="Accuracy by review length", elem_id="compare-length")
+            speed = gr.Plot(initial[3], label="Training speed", elem_id="compare-speed")
+        gr.Markdown("### Your text, read by every variant")
+        with gr.Row():
+            with gr.Column(scale=3):
+                text = gr.Textbox(label="Review (Enter runs it, Shift+Enter for a new line)", lines=1, max_lines=8,
+                                  value=EXAMPLES[1], elem_id="compare-text")
+                button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+                gr.Examples(EXAMPLES, inputs=text, label="Examples")
+            with gr.Column(scale=4):
+                verdicts = gr.Dataframe(label="Each variant's verdict", interactive=False, wrap=True,
+                                        elem_id="compare-verdicts")
+                note = gr.Markdown(elem_classes="seqdemo-notes", elem_id="compare-notes")
+        gr.Markdown("### The vanishing gradient, visible\n\n" + compare_view.GRADIENT_NOTE)
+        gradient = gr.Plot(label="‖∂ logit / ∂ embedding‖ per token", elem_id="compare-gradient")
+    gr.Button(visible=False).click(results, None, [table, claims, by_length, speed], api_name="compare_results")
+    outputs = [verdicts, note, gradient]
+    button.click(read_text, text, outputs, api_name="compare_text")
+    text.submit(read_text, text, outputs, **PRIVATE)
+
+
+def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline, compare_folder=COMPARE_FOLDER) -> gr.Blocks:
+    """The whole page around two loaded pipelines (seqdemo.load("sentiment"), seqdemo.load("nextword")), and the
+    comparison in `compare_folder` (its variants on the language model's embedding)."""
     # Analytics stay off unless the user turns them on: gradio 6 reads this when a page is built and launched.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     gpu = zero_gpu_decorator()
@@ -590,6 +659,8 @@ def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline) -> gr.B
                 nextword_tab(w)
             with gr.Tab("Gate inspector", id="gates"):
                 inspector_tab(w)
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab(compare_folder, nextword.folder)
         about_models(sentiment, nextword)
         # Results on arrival: every tab shows a worked example, computed as the page opens.
         for fn, inputs, outputs in w.loads:

@@ -165,13 +165,17 @@ def save_variant(model: SentimentClassifier, folder: Path, config: dict) -> None
     (folder / "config.json").write_text(json.dumps({"kind": VARIANT_KIND, **config}, indent=2) + "\n")
 
 
+class EmbeddingMismatch(CheckpointError):
+    """A saved variant whose frozen embedding is not the one offered (the language model changed since)."""
+
+
 def load_variant(folder: Path, embedding: torch.nn.Embedding, embedding_hash: str, tokenizer: Tokenizer):
     """A saved variant on the given embedding; refuses an embedding other than the one it was trained on."""
     import safetensors.torch
 
     config = json.loads((Path(folder) / "config.json").read_text())
     if config.get("embedding_sha256") != embedding_hash:
-        raise CheckpointError(
+        raise EmbeddingMismatch(
             f"{folder} was trained on embedding {config.get('embedding_sha256')} but the language model offers "
             f"{embedding_hash}: rerun `python -m seqdemo.compare` after changing checkpoints/nextword"
         )
@@ -232,9 +236,10 @@ def gradient_norms(model: SentimentClassifier, ids: list[int]) -> list[float]:
 
 
 def text_gradient_norms(pipeline: SentimentPipeline, text: str) -> tuple[list[str], list[float]]:
-    """The tokens a variant reads of `text` (a long text's head and tail) and gradient_norms over them."""
+    """The tokens a variant reads of `text` (a long text's head and tail; each as Tokenizer.step_label shows it)
+    and gradient_norms over them."""
     ids, _ = pipeline.encode(text)
-    return pipeline.tokenizer.pieces(ids), gradient_norms(pipeline.model, ids)
+    return [pipeline.tokenizer.step_label(i) for i in ids], gradient_norms(pipeline.model, ids)
 
 
 # ---------------------------------------------------------------------------------------------------- one run
@@ -422,10 +427,11 @@ def _get(summary: dict, name: str, *path: str) -> dict | None:
     return value
 
 
-def _fmt(stat: dict | None, scale: float = 100, unit: str = "%") -> str:
+def format_stat(stat: dict | None, scale: float = 100, unit: str = "%", digits: int = 1) -> str:
+    """mean ± half the spread, e.g. "81.2% ± 0.4"; "n/a" when nothing was measured."""
     if stat is None:
         return "n/a"
-    return f"{stat['mean'] * scale:.1f}{unit} ± {stat['spread'] * scale / 2:.1f}"
+    return f"{stat['mean'] * scale:.{digits}f}{unit} ± {stat['spread'] * scale / 2:.{digits}f}"
 
 
 def _difference(a: dict, b: dict) -> tuple[float, float]:
@@ -448,8 +454,8 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
     if lstm and rnn:
         gain, noise = _difference(lstm, rnn)
         verdict = "supported" if gain >= max(0.05, noise) else "not supported" if gain <= noise else "depends"
-        add(1, verdict, f"long IMDB reviews (≥ {bucket_edges[1]} tokens): LSTM {_fmt(lstm)} vs RNN {_fmt(rnn)} "
-                        f"({gain * 100:+.1f} points)", ("lstm", "rnn"))
+        add(1, verdict, f"long IMDB reviews (≥ {bucket_edges[1]} tokens): LSTM {format_stat(lstm)} "
+                        f"vs RNN {format_stat(rnn)} ({gain * 100:+.1f} points)", ("lstm", "rnn"))
     else:
         add(1, "not measured", "needs the lstm and rnn runs")
 
@@ -458,7 +464,7 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
     if bi and uni:
         gain, noise = _difference(bi, uni)
         verdict = "supported" if gain >= max(0.03, noise) else "not supported" if gain <= noise else "depends"
-        add(2, verdict, f"test accuracy (mean of IMDB and RT): BiLSTM {_fmt(bi)} vs LSTM {_fmt(uni)} "
+        add(2, verdict, f"test accuracy (mean of IMDB and RT): BiLSTM {format_stat(bi)} vs LSTM {format_stat(uni)} "
                         f"({gain * 100:+.1f} points)", ("bilstm", "lstm"))
     else:
         add(2, "not measured", "needs the bilstm and lstm runs")
@@ -474,11 +480,11 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
         gap, noise = _difference(acc, base_acc)
         faster, as_good = ratio >= 1.2, gap >= -noise
         to_target = [_get(summary, n, "seconds_to_target") for n in (name, baseline)]
-        target = (f"; to the target validation accuracy {_fmt(to_target[0], 1, ' s')} vs {_fmt(to_target[1], 1, ' s')}"
-                  if all(to_target) else "")
+        target = (f"; to the target validation accuracy {format_stat(to_target[0], 1, ' s')} "
+                  f"vs {format_stat(to_target[1], 1, ' s')}" if all(to_target) else "")
         verdict = "supported" if faster and as_good else "not supported" if not (faster or as_good) else "depends"
         add(number, verdict, f"{TITLES[name]} trains at {ratio:.2f}× the tokens/s of {TITLES[baseline]}{target}; "
-                             f"test accuracy {_fmt(acc)} vs {_fmt(base_acc)} ({gap * 100:+.1f} points)",
+                             f"test accuracy {format_stat(acc)} vs {format_stat(base_acc)} ({gap * 100:+.1f} points)",
             (name, baseline))
 
     faster_and_as_good(3, "gru", "lstm")
@@ -496,8 +502,9 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
             verdict = "not supported"
         else:
             verdict = "depends"
-        add(5, verdict, f"train − valid accuracy: 2-layer LSTM {_fmt(gap_plain)} without dropout, "
-                        f"{_fmt(gap_dropout)} with 0.2; test accuracy {_fmt(acc_plain)} vs {_fmt(acc_dropout)}",
+        add(5, verdict, f"train − valid accuracy: 2-layer LSTM {format_stat(gap_plain)} without dropout, "
+                        f"{format_stat(gap_dropout)} with 0.2; test accuracy {format_stat(acc_plain)} "
+                        f"vs {format_stat(acc_dropout)}",
             ("lstm2", "lstm2_dropout"))
     else:
         add(5, "not measured", "needs the lstm2 and lstm2_dropout runs")

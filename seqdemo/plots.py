@@ -257,3 +257,93 @@ def unit_figure(steps: dict[str, Sequence[float]], tokens: Sequence[str], unit: 
     fig.update_layout(legend={"orientation": "h", "y": -0.25 if len(rows) <= 80 else -0.05, "x": 0,
                               "font": {"size": 11}})
     return fig
+
+
+# -- the Compare tab (tracker issue 12) --------------------------------------------------------------------------
+
+# One colour per compared variant in every chart; a family shares a hue (LSTMs blue, GRUs green, stacked amber).
+VARIANT_COLOURS = {
+    "rnn": "#dc2626", "lstm": "#2563eb", "bilstm": "#1e3a8a", "gru": "#16a34a", "bigru": "#166534",
+    "conv_bilstm": "#9333ea", "lstm2": "#f59e0b", "lstm2_dropout": "#b45309",
+}
+
+
+def _half_spread(stat: dict | None, scale: float = 1.0) -> float:
+    return 0.0 if stat is None else stat["spread"] * scale / 2
+
+
+def _bottom_legend(fig) -> None:
+    """A legend under the plot, so a phone's narrow screen keeps the whole width for the data."""
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0})
+
+
+def length_accuracy_figure(variants: dict[str, dict], bucket_names: dict[str, str]):
+    """IMDB test accuracy by review length, one bar per variant in each length group, with ± half the spread over
+    seeds. `variants`: results.json's "variants"; `bucket_names`: axis label per bucket (short, medium, long)."""
+    go = _figure()
+    fig = go.Figure()
+    for name, variant in variants.items():
+        stats = [variant["imdb_accuracy_by_length"].get(bucket) for bucket in bucket_names]
+        fig.add_trace(go.Bar(
+            name=escape(variant["title"]),
+            x=list(bucket_names.values()),
+            y=[None if s is None else 100 * s["mean"] for s in stats],
+            error_y={"type": "data", "array": [_half_spread(s, 100) for s in stats], "thickness": 1},
+            marker={"color": VARIANT_COLOURS.get(name)},
+            hovertemplate=escape(variant["title"]) + "<br>%{x}: %{y:.1f}%<extra></extra>",
+        ))
+    fig.update_yaxes(title_text="IMDB test accuracy (%)", range=[0, 100])
+    fig.add_hline(y=50, line={"dash": "dot", "color": "#9ca3af"}, annotation_text="chance",
+                  annotation_position="bottom right")
+    _layout(fig, "Accuracy by review length (IMDB test reviews)", 420)
+    fig.update_layout(barmode="group")
+    _bottom_legend(fig)
+    return fig
+
+
+def speed_figure(variants: dict[str, dict]):
+    """Training tokens per second per variant (± half the spread over seeds), first variant on top."""
+    go = _figure()
+    names = list(variants)
+    titles = [escape(variants[n]["title"]) for n in names]
+    speeds = [variants[n]["tokens_per_second"] for n in names]
+    fig = go.Figure(go.Bar(
+        x=[None if s is None else s["mean"] for s in speeds],
+        y=titles,
+        orientation="h",
+        error_x={"type": "data", "array": [_half_spread(s) for s in speeds], "thickness": 1},
+        marker={"color": [VARIANT_COLOURS.get(n) for n in names]},
+        hovertemplate="%{y}: %{x:,.0f} tokens/s<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text="training tokens per second (more is faster)")
+    _layout(fig, "Training speed", int(120 + 34 * len(names)))
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def gradient_figure(curves: dict[str, dict]):
+    """‖∂ logit / ∂ embedding_t‖ against the token's distance from the end, log scale, one line per variant.
+    `curves`: {variant name: {"title", "tokens", "norms"}} in reading order. A norm of exactly 0 (underflow) has
+    no place on a log axis and leaves a gap."""
+    go = _figure()
+    fig = go.Figure()
+    for name, curve in curves.items():
+        tokens, norms = curve["tokens"], curve["norms"]
+        distances = list(range(len(norms) - 1, -1, -1))  # the last token read is 0 tokens from the end
+        fig.add_trace(go.Scatter(
+            name=escape(curve["title"]),
+            x=distances,
+            y=[n if n > 0 else None for n in norms],
+            mode="lines+markers" if len(norms) <= 80 else "lines",
+            line={"color": VARIANT_COLOURS.get(name), "width": 2},
+            marker={"size": 5},
+            text=[token_text(t) for t in tokens],
+            hovertemplate=escape(curve["title"]) + "<br>%{text}, %{x} tokens from the end"
+                          "<br>‖∂ logit / ∂ embedding‖ = %{y:.3g}<extra></extra>",
+        ))
+    fig.update_xaxes(title_text="distance from the end of the text (tokens)", autorange="reversed")
+    fig.update_yaxes(type="log", title_text="‖∂ logit / ∂ embedding‖ (log scale)", exponentformat="power")
+    _layout(fig, "The vanishing gradient: how much each token can still move the decision", 420)
+    _bottom_legend(fig)
+    return fig

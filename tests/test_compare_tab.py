@@ -1,0 +1,211 @@
+"""The Compare tab (tracker issue 12): its endpoints called through gradio_client against the app served around a
+tiny comparison run made here (seqdemo.compare on the tiny checkpoints of conftest.py), every number checked
+against what the library computes from that run; the sentence shown when there is no usable comparison; and the
+tab in a real browser, with screenshots at desktop and phone widths."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+
+import app
+from seqdemo import compare_view
+from seqdemo.compare import (
+    CLAIMS, TITLES, load_results, load_variants, parse_args, run_comparison, text_gradient_norms, verdicts,
+)
+from seqdemo.compare_view import GRADIENT_VARIANTS
+from seqdemo.generation import NextWordPipeline
+from seqdemo.models import NextWordLSTM
+from seqdemo.sentiment import SentimentPipeline
+from tests.conftest import save_checkpoint
+from tests.test_app import HTML_TEXT, ODD_TEXTS, array, assert_error, plot_json
+from tests.test_browser import PAYLOAD, assert_inert, browser, shot, wait_for_text  # noqa: F401
+from tests.test_compare import tiny_splits
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated.*"),
+]
+gradio_client = pytest.importorskip("gradio_client")
+TEXT = "The plot was thin but the acting saved it"
+
+
+@pytest.fixture(scope="module")
+def compare_folder(tmp_path_factory, tiny_checkpoints):
+    """A tiny comparison on the tiny language model's embedding: the three variants of the vanishing-gradient chart
+    (a busy machine takes minutes over each run's evaluations), one seed, three training steps."""
+    out = tmp_path_factory.mktemp("compare")
+    settings = parse_args(["--tiny", "--seeds", "1", "--threads", "1", "--variants", ",".join(GRADIENT_VARIANTS),
+                           "--out", str(out), "--embedding-from", str(tiny_checkpoints["nextword"])])
+    run_comparison(settings, tiny_splits())
+    return out
+
+
+@pytest.fixture(scope="module")
+def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
+    cpu = torch.device("cpu")
+    return (SentimentPipeline(tiny_sentiment, tiny_tokenizer, device=cpu, source="tiny untrained test model"),
+            NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny untrained test model"))
+
+
+def serve(demo):
+    """The page served in-process on a free port; returns its URL (close the demo when done)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                **app.launch_options())
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def url(pipelines, compare_folder):
+    demo = app.build_demo(*pipelines, compare_folder=compare_folder)
+    try:
+        yield serve(demo)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    return gradio_client.Client(url, verbose=False, analytics_enabled=False)
+
+
+@pytest.fixture(scope="module")
+def variants(compare_folder):
+    return load_variants(compare_folder)
+
+
+# -- through gradio_client ---------------------------------------------------------------------------------------
+
+
+def test_the_results_endpoint_shows_the_comparison_it_was_given(client, compare_folder):
+    results = load_results(compare_folder)
+    table, claims, by_length, speed = client.predict(api_name="/compare_results")
+    assert table["headers"] == compare_view.results_table(results)["headers"]
+    assert [row[0] for row in table["data"]] == [TITLES[name] for name in GRADIENT_VARIANTS]
+    for row, variant in zip(table["data"], results["variants"].values()):
+        assert row[2] == f"{variant['parameters']:,}"
+        imdb = variant["test_accuracy"]["imdb"]["mean"]
+        assert row[3].startswith(f"{100 * imdb:.1f}%")
+    # One verdict line per claim, with the verdict the numbers gave.
+    assert claims.count("**") == 2 * len(CLAIMS)
+    for claim in results["claims"]:
+        assert f"**{claim['verdict']}**" in claims
+
+    bars = plot_json(by_length)["data"]
+    assert [bar["name"] for bar in bars] == [TITLES[name] for name in GRADIENT_VARIANTS]
+    for bar, variant in zip(bars, results["variants"].values()):
+        expected = [100 * variant["imdb_accuracy_by_length"][b]["mean"] for b in ("short", "medium", "long")]
+        assert array(bar["y"]).tolist() == pytest.approx(expected)
+    speeds = plot_json(speed)["data"][0]
+    assert array(speeds["x"]).tolist() == pytest.approx(
+        [v["tokens_per_second"]["mean"] for v in results["variants"].values()])
+
+
+def test_every_variant_reads_the_visitors_text(client, variants):
+    table, note, gradient = client.predict(TEXT, api_name="/compare_text")
+    expected = verdicts(variants, TEXT)
+    assert [row[0] for row in table["data"]] == [TITLES[name] for name in expected]
+    assert [row[1] for row in table["data"]] == [answer["label"] for answer in expected.values()]
+    tokens = next(iter(expected.values()))["tokens"]
+    assert f"read {tokens} tokens" in note and "longer" not in note
+
+    # The vanishing gradient: the RNN, the LSTM and the GRU, each token's gradient norm at its distance from the end.
+    figure = plot_json(gradient)
+    assert figure["layout"]["yaxis"]["type"] == "log"
+    lines = figure["data"]
+    assert [line["name"] for line in lines] == [TITLES[name] for name in GRADIENT_VARIANTS]
+    for line, name in zip(lines, GRADIENT_VARIANTS):
+        _, norms = text_gradient_norms(variants[name], TEXT)
+        assert array(line["x"]).tolist() == list(range(len(norms) - 1, -1, -1))
+        assert array(line["y"]).tolist() == pytest.approx(norms, rel=1e-4)
+
+
+def test_bad_and_odd_text(client, variants):
+    assert_error(client, "   ", api_name="/compare_text", says="The text is empty")
+    # Typed HTML stays text: a plain table cell is never made of it, and the chart's hover labels are escaped.
+    table, _, gradient = client.predict(HTML_TEXT, api_name="/compare_text")
+    hover = " ".join(" ".join(line["text"]) for line in plot_json(gradient)["data"])
+    assert "<" not in hover and "&lt;" in hover
+    table, *_ = client.predict(ODD_TEXTS["emoji"], api_name="/compare_text")
+    assert len(table["data"]) == len(variants)
+    # A megabyte: clipped, read head and tail, and said so.
+    _, note, _ = client.predict("a fine film. " * 80_000, api_name="/compare_text")
+    kept = next(iter(variants.values())).max_tokens
+    assert f"read {kept} tokens" in note and f"first and last {kept // 2} tokens" in note
+
+
+# -- without a usable comparison ---------------------------------------------------------------------------------
+
+
+def test_without_results_the_tab_says_so_and_the_page_works_on(pipelines, tmp_path):
+    demo = app.build_demo(*pipelines, compare_folder=tmp_path / "nothing here")
+    try:
+        client = gradio_client.Client(serve(demo), verbose=False, analytics_enabled=False)
+        for args, endpoint in (((), "/compare_results"), ((TEXT,), "/compare_text")):
+            assert_error(client, *args, api_name=endpoint, says="python -m seqdemo.compare")
+        label, *_ = client.predict(TEXT, "evidence", api_name="/classify")
+        assert label["label"] in pipelines[0].labels
+    finally:
+        demo.close()
+    _, sentence = compare_view.open_comparison(tmp_path / "nothing here")
+    assert "is missing" in sentence and "python -m seqdemo.compare" in sentence
+
+
+def test_variants_on_another_embedding_or_a_broken_file_give_one_sentence(compare_folder, tiny_tokenizer, tmp_path):
+    torch.manual_seed(1)  # not the tiny language model of conftest.py: another embedding
+    other = NextWordLSTM(vocab_size=tiny_tokenizer.vocab_size, embed_dim=16, hidden_size=16).eval()
+    save_checkpoint(other, tiny_tokenizer, tmp_path / "other")
+    comparison, sentence = compare_view.open_comparison(compare_folder, embedding_from=tmp_path / "other")
+    assert comparison is None and "another embedding" in sentence and "python -m seqdemo.compare" in sentence
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "results.json").write_text("{not json")
+    comparison, sentence = compare_view.open_comparison(tmp_path / "broken")
+    assert comparison is None and "cannot be loaded" in sentence and "python -m seqdemo.compare" in sentence
+
+
+# -- in the browser ----------------------------------------------------------------------------------------------
+
+
+def open_compare_tab(page) -> None:
+    """Its button in the tab bar, or on a narrow screen in gradio's overflow menu, where tabs that do not fit go."""
+    tab = page.get_by_role("tab", name="Compare")
+    if tab.count() == 1 and tab.is_visible():
+        tab.click()
+        return
+    page.locator(".overflow-menu > button").click()
+    page.locator(".overflow-dropdown button", has_text="Compare").click()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_the_compare_tab_renders(browser, url, width, height):  # noqa: F811
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    try:
+        page.goto(url)
+        page.wait_for_selector("#sentiment-button")  # the page is built
+        open_compare_tab(page)
+        wait_for_text(page, "#compare-claims", "Measured by")
+        assert "LSTM" in page.locator("#compare-table").inner_text()
+        page.wait_for_selector("#compare-length .js-plotly-plot .barlayer path")
+        page.wait_for_selector("#compare-speed .js-plotly-plot .barlayer path")
+        assert not page.locator("#compare-missing").is_visible()
+
+        page.fill("#compare-text textarea", PAYLOAD)
+        page.click("#compare-button")
+        wait_for_text(page, "#compare-notes", "tokens of your text")
+        page.wait_for_selector("#compare-gradient .js-plotly-plot .scatterlayer path")
+        shown = page.locator("#compare-verdicts").inner_text()
+        assert all(TITLES[name] in shown for name in GRADIENT_VARIANTS)
+        assert_inert(page)
+        shot(page, f"10-compare-{width}px")
+    finally:
+        context.close()
