@@ -14,8 +14,8 @@ from seqdemo import serving
 from seqdemo.generation import NextWordPipeline
 from seqdemo.sentiment import SentimentPipeline
 
-MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "find_units", "export_trace",
-                   "compare_results", "compare_text"}
+MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "find_units",
+                   "export_trace", "compare_results", "compare_text"}
 
 
 @pytest.fixture
