@@ -413,7 +413,7 @@ def test_the_heatmap_shows_the_top_units_unless_all_are_asked_for(pipelines, mon
         heatmap, *_ = handlers.inspect_gates("not good at all", "sentiment", 0, "forward", "i", "variance", None,
                                              units)
         assert list(heatmap.data[0].x) == [str(int(u)) for u in order[:shown]]
-    with pytest.raises(ValueError, match="top or all"):
+    with pytest.raises(ValueError, match="units must be one of: top, all"):
         handlers.inspect_gates("not good at all", units="some")
 
 

@@ -39,14 +39,17 @@ BASELINE = {  # a valid call of each endpoint, by parameter name
                  "seed": 0},
     "surprisal": {"text": "I loved it"},
     "inspect": {"text": "not good", "kind": "sentiment", "layer": 0, "direction": "forward", "signal": "f",
-                "order": "index", "unit": None},
+                "order": "index", "unit": None, "units": "top", "view": "words"},
+    "find_units": {"text": "not good", "kind": "sentiment", "layer": 0, "direction": "forward", "marked": "not",
+                   "measure": "memory"},
     "export_trace": {"text": "not good", "kind": "sentiment", "fmt": "npz"},
 }
 # The words an error about each parameter must contain (the handlers' own names for them).
 NAMES = {"text": ("text", "empty"), "prompt": ("prompt", "empty"), "method": ("method",), "k": ("k ",),
          "max_new_tokens": ("max_new_tokens",), "temperature": ("temperature",), "top_k": ("top_k",),
          "top_p": ("top_p",), "seed": ("seed",), "kind": ("model",), "layer": ("layer",), "direction": ("direction",),
-         "signal": ("signal",), "order": ("order",), "unit": ("unit", "Unit"), "fmt": ("format",)}
+         "signal": ("signal",), "order": ("order",), "unit": ("unit", "Unit"), "fmt": ("format",),
+         "units": ("units",), "view": ("view",), "measure": ("measure",), "marked": ("marked", "words", "Mark")}
 
 OK, ERROR, EITHER = "ok", "error", "either"
 TEXT_CASES = [
@@ -78,7 +81,10 @@ UNIT_CASES = [("seven", ERROR), ("1e400", ERROR), (math.inf, ERROR), (1.5, ERROR
               ([], ERROR), ({}, ERROR), (HTML, ERROR), (None, OK), ("", OK), (" 3 ", OK), (3.0, OK)]
 # Accepted by design: a top-k over the whole vocabulary samples unfiltered; no layer means the last one.
 ACCEPTED = {("top_k", 10**30), ("top_k", 10**400), ("layer", None)}
-CHOICE_PARAMETERS = {"method", "kind", "direction", "signal", "order", "fmt"}
+CHOICE_PARAMETERS = {"method", "kind", "direction", "signal", "order", "fmt", "units", "view", "measure"}
+# The words to find units at must be words of the text.
+MARKED_CASES = [(None, ERROR), (5, ERROR), ({"a": 1}, ERROR), ("", ERROR), (" ", ERROR), (HTML, ERROR),
+                ("absent", ERROR), ("not good", ERROR), ("not", OK), ("good", OK), ("  good ", OK)]
 TEXT_PARAMETERS = {"text", "prompt"}
 
 
@@ -94,11 +100,15 @@ def cases() -> list:
                 values = SEED_CASES
             elif name == "unit":
                 values = UNIT_CASES
+            elif name == "marked":
+                values = MARKED_CASES
             else:
                 values = NUMBER_CASES + NUMBER_EXTRAS[name]
             for index, (value, expected) in enumerate(values):
                 if (value is None or type(value) is int) and (name, value) in ACCEPTED:
                     expected = OK
+                if endpoint == "find_units" and name == "text" and expected == OK:
+                    expected = EITHER  # fine either way: most of these texts lack the marked word, and are told so
                 table.append(pytest.param(endpoint, name, value, expected, id=f"{endpoint}-{name}-{index}"))
     # Ten megabytes where it costs least (the page cuts texts to 100,000 characters before anything else).
     table += [pytest.param("classify", "text", TEN_MB, OK, id="classify-text-10MB"),
@@ -161,8 +171,9 @@ def test_text_comes_back_as_valid_unicode(demo):
     [text] = call(demo, "generate", {**BASELINE["generate"], "prompt": "good \ud800 bad", "max_new_tokens": 1})[-1:]
     assert text.startswith("good \ufffd bad")
     text.encode("utf-8")
-    _, highlighted, *_ = call(demo, "classify", {**BASELINE["classify"], "text": "good \udfff bad"})
-    assert "".join(token for token, _ in highlighted) == "good \ufffd bad"
+    _, words, *_ = call(demo, "classify", {**BASELINE["classify"], "text": "good \udfff bad"})
+    assert "\ufffd" in words and "good" in words and "bad" in words  # the coloured words (HTML)
+    words.encode("utf-8")
 
 
 def test_large_seeds_are_brought_into_range(demo):
@@ -221,8 +232,9 @@ RAW_CASES = [  # (endpoint, the JSON "data" as written, what an error must name,
     ("classify", '["good \\ud800 bad", "evidence"]', None),
     ("classify", '["I loved it", "<b>evidence</b>"]', "method must be one of: evidence, integrated_gradients."),
     ("surprisal", '["\\udfff\\u0000\\u001b[31m"]', None),
-    ("inspect", '["not good", "sentiment", "abc", "forward", "f", "index", null]', "layer must be a whole number"),
-    ("inspect", '["not good", "lstm", 0, "forward", "f", "index", null]', "model must be one of"),
+    ("inspect", '["not good", "sentiment", "abc", "forward", "f", "index", null, "top", "words"]',
+     "layer must be a whole number"),
+    ("inspect", '["not good", "lstm", 0, "forward", "f", "index", null, "top", "words"]', "model must be one of"),
     ("export_trace", '["not good", "sentiment", "pickle"]', "format must be one of: json, npz."),
     ("trajectory", "[]", "didn't receive enough input values"),
     ("classify", "[]", "didn't receive enough input values"),

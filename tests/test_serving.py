@@ -29,7 +29,8 @@ def test_every_model_handler_shares_one_queue_and_limit(monkeypatch, pipelines):
     monkeypatch.setenv("SEQDEMO_CONCURRENCY", "3")
     demo = app.build_demo(*pipelines)
     model_fns = [f for f in demo.fns.values() if f.name in {"classify", "trajectory", "next_words", "generate",
-                                                              "surprisal", "inspect_gates", "export"}]
+                                                              "surprisal", "inspect_gates", "find_units", "export",
+                                                              "results", "read_text"}]
     assert {f.api_name for f in model_fns} >= MODEL_ENDPOINTS  # the page-only events are in it too
     assert {(f.concurrency_id, f.concurrency_limit, f.preprocess) for f in model_fns} == {
         (serving.MODEL_QUEUE, 3, False)}
