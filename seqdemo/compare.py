@@ -439,6 +439,12 @@ def _difference(a: dict, b: dict) -> tuple[float, float]:
     return a["mean"] - b["mean"], max(0.01, (a["spread"] + b["spread"]) / 2)
 
 
+def _gain_verdict(gain: float, noise: float, large: float) -> str:
+    """A claimed accuracy gain: supported when it is `large` and beyond the seeds' noise, not supported when it
+    stays within the noise, depends in between."""
+    return "supported" if gain >= max(large, noise) else "not supported" if gain <= noise else "depends"
+
+
 def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
     """One verdict per claim, from the numbers: supported, not supported, depends, or not measured."""
     out = []
@@ -453,7 +459,7 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
     lstm, rnn = (_get(summary, n, "imdb_accuracy_by_length", "long") for n in ("lstm", "rnn"))
     if lstm and rnn:
         gain, noise = _difference(lstm, rnn)
-        verdict = "supported" if gain >= max(0.05, noise) else "not supported" if gain <= noise else "depends"
+        verdict = _gain_verdict(gain, noise, 0.05)
         add(1, verdict, f"long IMDB reviews (≥ {bucket_edges[1]} tokens): LSTM {format_stat(lstm)} "
                         f"vs RNN {format_stat(rnn)} ({gain * 100:+.1f} points)", ("lstm", "rnn"))
     else:
@@ -463,7 +469,7 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
     bi, uni = (_get(summary, n, "test_accuracy_mean_over_sources") for n in ("bilstm", "lstm"))
     if bi and uni:
         gain, noise = _difference(bi, uni)
-        verdict = "supported" if gain >= max(0.03, noise) else "not supported" if gain <= noise else "depends"
+        verdict = _gain_verdict(gain, noise, 0.03)
         add(2, verdict, f"test accuracy (mean of IMDB and RT): BiLSTM {format_stat(bi)} vs LSTM {format_stat(uni)} "
                         f"({gain * 100:+.1f} points)", ("bilstm", "lstm"))
     else:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 import torch
@@ -56,3 +57,12 @@ def tiny_checkpoints(tmp_path_factory, tiny_tokenizer, tiny_sentiment, tiny_next
     for kind, model in (("sentiment", tiny_sentiment), ("nextword", tiny_nextword)):
         save_checkpoint(model, tiny_tokenizer, root / kind)
     return {"sentiment": root / "sentiment", "nextword": root / "nextword"}
+
+
+def serve_locally(demo, **launch_options) -> str:
+    """Serves `demo` in-process on a free loopback port and returns its URL (the caller closes the demo)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options)
+    return f"http://127.0.0.1:{port}/"

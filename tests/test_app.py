@@ -10,7 +10,6 @@ import json
 import math
 import os
 import re
-import socket
 
 import gradio as gr
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 import torch
 
 import app
+from tests.conftest import serve_locally
 from seqdemo import gates, plots
 from seqdemo import presentation as show
 from seqdemo.generation import NextWordPipeline
@@ -52,12 +52,8 @@ def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
 @pytest.fixture(scope="module")
 def client(pipelines):
     demo = app.build_demo(*pipelines)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
-        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+        yield gradio_client.Client(serve_locally(demo), verbose=False, analytics_enabled=False)
     finally:
         demo.close()
 

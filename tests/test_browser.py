@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.conftest import serve_locally
 
 # gradio's queue uses pandas options that pandas 3 deprecates: its warnings, not the page's.
 pytestmark = [
@@ -87,13 +88,8 @@ def url(browser, pipelines):
     import app
 
     demo = app.build_demo(*pipelines)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                **app.launch_options())
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield serve_locally(demo, **app.launch_options())
     finally:
         demo.close()
 

@@ -5,7 +5,6 @@ tab in a real browser, with screenshots at desktop and phone widths."""
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ from seqdemo.compare_view import GRADIENT_VARIANTS
 from seqdemo.generation import NextWordPipeline
 from seqdemo.models import NextWordLSTM
 from seqdemo.sentiment import SentimentPipeline
-from tests.conftest import save_checkpoint
+from tests.conftest import save_checkpoint, serve_locally
 from tests.test_app import HTML_TEXT, ODD_TEXTS, array, assert_error, plot_json
 from tests.test_browser import PAYLOAD, assert_inert, browser, shot, wait_for_text  # noqa: F401
 from tests.test_compare import tiny_splits
@@ -50,21 +49,11 @@ def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
             NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny untrained test model"))
 
 
-def serve(demo):
-    """The page served in-process on a free port; returns its URL (close the demo when done)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                **app.launch_options())
-    return f"http://127.0.0.1:{port}/"
-
-
 @pytest.fixture(scope="module")
 def url(pipelines, compare_folder):
     demo = app.build_demo(*pipelines, compare_folder=compare_folder)
     try:
-        yield serve(demo)
+        yield serve_locally(demo, **app.launch_options())
     finally:
         demo.close()
 
@@ -145,7 +134,7 @@ def test_bad_and_odd_text(client, variants):
 def test_without_results_the_tab_says_so_and_the_page_works_on(pipelines, tmp_path):
     demo = app.build_demo(*pipelines, compare_folder=tmp_path / "nothing here")
     try:
-        client = gradio_client.Client(serve(demo), verbose=False, analytics_enabled=False)
+        client = gradio_client.Client(serve_locally(demo, **app.launch_options()), verbose=False, analytics_enabled=False)
         for args, endpoint in (((), "/compare_results"), ((TEXT,), "/compare_text")):
             assert_error(client, *args, api_name=endpoint, says="python -m seqdemo.compare")
         label, *_ = client.predict(TEXT, "evidence", api_name="/classify")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 import app
+from tests.conftest import serve_locally
 from seqdemo import gates
 from seqdemo.exports import ExportRefused, ExportStore, trace_values
 from seqdemo.generation import NextWordPipeline
@@ -105,13 +105,9 @@ def test_the_served_page_keeps_one_copy_inside_gradios_cache(tmp_path, monkeypat
     cpu = torch.device("cpu")
     demo = app.build_demo(SentimentPipeline(tiny_sentiment, tiny_tokenizer, device=cpu, source="tiny"),
                           NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                **app.launch_options())
+    url = serve_locally(demo, **app.launch_options())
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False, download_files=False)
+        client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
         paths = [client.predict(TEXT, kind, fmt, api_name="/export_trace")["path"]
                  for kind in ("sentiment", "nextword") for fmt in ("json", "npz")]
         files = [p for p in (tmp_path / "gradio").rglob("*") if p.is_file()]

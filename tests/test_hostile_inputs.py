@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 
 import gradio as gr
 import httpx
@@ -18,6 +17,7 @@ import pytest
 import torch
 
 import app
+from tests.conftest import serve_locally
 from seqdemo.generation import NextWordPipeline
 from seqdemo.sentiment import SentimentPipeline
 
@@ -189,13 +189,9 @@ def test_large_seeds_are_brought_into_range(demo):
 
 @pytest.fixture(scope="module")
 def served(demo):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                **app.launch_options())
+    url = serve_locally(demo, **app.launch_options())
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url.rstrip("/")
     finally:
         demo.close()
 
