@@ -112,7 +112,7 @@ def start_server(port: int, timeout: float) -> subprocess.Popen:
 
 def request_args(endpoint: str, rng: random.Random) -> tuple:
     if endpoint == "/classify":
-        return rng.choice(REVIEWS), "evidence"
+        return rng.choice(REVIEWS), "integrated_gradients"  # the page's default
     if endpoint == "/next_words":
         return rng.choice(PROMPTS), 5
     if endpoint == "/generate":

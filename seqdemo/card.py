@@ -75,6 +75,10 @@ def write_model_card(folder: str | Path) -> Path:
             lines.append(f"- resumed from: `{earlier.get('command', '?')}`, {earlier.get('training_minutes', '?')} "
                          f"minutes on {earlier.get('hardware', '?')}")
             earlier = earlier.get("resumed_from")
+        backward = training.get("backward_lm")
+        if backward:  # the language model whose layers started the backward direction
+            lines.append(f"- backward direction started from: `{backward.get('command', '?')}`, "
+                         f"{backward.get('training_minutes', '?')} minutes on {backward.get('hardware', '?')}")
         trained_on = training.get("settings", {}).get("max_tokens")
         if "max_tokens" in config and trained_on and trained_on != config["max_tokens"]:
             # The reading length is not a weight: a classifier trained on shorter windows can read longer texts.

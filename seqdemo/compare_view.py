@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqdemo.compare import (
-    DEFAULT_OUT, RESULTS_FILE, TITLES, EmbeddingMismatch, format_stat, load_results, load_variants,
+    DEFAULT_OUT, RESULTS_FILE, TITLES, VARIANTS, EmbeddingMismatch, format_stat, load_results, load_variants,
     text_gradient_norms, verdicts,
 )
 from seqdemo.presentation import md, percent, table, visible
@@ -23,6 +23,7 @@ logger = logging.getLogger("seqdemo.compare_view")
 
 COMMAND = "nice -n 19 python -m seqdemo.compare"
 GRADIENT_VARIANTS = ("rnn", "lstm", "gru")  # one line each in the vanishing-gradient chart
+INSPECTABLE = ("gru", "bigru")  # the gate inspector opens these too: a GRU's r, z, n gates beside the LSTMs' gates
 GRADIENT_NOTE = (
     "Read each line from the right (the last token) to the left: the further a line sinks, the less a token that "
     "far from the end can still move that model's decision. A plain RNN's gradient shrinks at every step (it "
@@ -58,6 +59,19 @@ def open_comparison(folder: str | Path = DEFAULT_OUT,
     if not pipelines:
         return None, f"{where} names no saved variants: rerun `{COMMAND}` to train them."
     return Comparison(results, pipelines), ""
+
+
+def inspectable_variants(comparison: Comparison | None) -> dict[str, SentimentPipeline]:
+    """The variants the gate inspector offers besides the two main models (none without a comparison)."""
+    if comparison is None:
+        return {}
+    return {name: comparison.pipelines[name] for name in INSPECTABLE if name in comparison.pipelines}
+
+
+def variant_choice(name: str) -> str:
+    """A variant's name in the inspector's model list."""
+    per_direction = " per direction" if VARIANTS[name]["bidirectional"] else ""
+    return f"Compare tab's {TITLES[name]}: {VARIANTS[name]['hidden_size']} units{per_direction}"
 
 
 # -- the measured results ----------------------------------------------------------------------------------------

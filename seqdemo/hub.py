@@ -41,6 +41,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from seqdemo import weights
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 
 if TYPE_CHECKING:  # imported on first load instead: `import seqdemo` stays light
@@ -55,7 +56,7 @@ MODEL_CLASS = {"sentiment": SentimentClassifier, "nextword": NextWordLSTM}
 KINDS = tuple(REPO_ENV)
 
 CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
+WEIGHTS = weights.WEIGHTS
 TOKENIZER = "tokenizer.model"
 REQUIRED_FILES = (CONFIG, WEIGHTS, TOKENIZER)
 HUB_FILES = [*REQUIRED_FILES, "README.md", "metrics.json"]  # the only files ever downloaded
@@ -232,9 +233,7 @@ def load_model(model_class, folder: Path) -> torch.nn.Module:
     except Exception as error:  # a wrong value in the config (e.g. cell="rnn", a negative size)
         raise CheckpointError(f"{config_path} does not describe a {model_class.__name__}: {error}") from error
     try:
-        import safetensors.torch
-
-        safetensors.torch.load_model(model, weights_path, strict=True, device="cpu")
+        weights.load(model, weights_path)
     except Exception as error:  # truncated or corrupt file, missing/unexpected weights, shape mismatch
         raise CheckpointError(
             f"{weights_path} cannot be loaded into {model_class.__name__}: {_one_line(error, 600)}"

@@ -10,7 +10,8 @@
 
 Both inherit huggingface_hub's PyTorchModelHubMixin: `save_pretrained(folder)` writes config.json and
 model.safetensors, `from_pretrained(folder_or_repo)` rebuilds the model from them. The constructor's
-keyword arguments are the configuration, so they must stay JSON-serialisable.
+keyword arguments are the configuration, so they must stay JSON-serialisable. The weights are stored as
+`weight_storage` says (float32, float16, or int8 with a scale per row: seqdemo.weights) and widened to float32 on load.
 """
 
 from __future__ import annotations
@@ -22,12 +23,25 @@ from torch.func import functional_call
 from huggingface_hub import PyTorchModelHubMixin
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqdemo import weights
+
 HUB_TAGS = ["lstm", "pytorch", "seqdemo"]
+
+
+class HubModel(PyTorchModelHubMixin):
+    """The Hub mixin, storing weights as the model's `weight_storage` says (seqdemo.weights; never a pickle)."""
+
+    def _save_pretrained(self, save_directory) -> None:
+        weights.save(self, save_directory / weights.WEIGHTS, self.weight_storage)
+
+    @classmethod
+    def _load_as_safetensor(cls, model, model_file: str, map_location: str, strict: bool):
+        return weights.load(model, model_file).to(map_location).eval()
 
 
 class SentimentClassifier(
     nn.Module,
-    PyTorchModelHubMixin,
+    HubModel,
     library_name="seqdemo",
     tags=HUB_TAGS + ["text-classification"],
     pipeline_tag="text-classification",
@@ -55,8 +69,10 @@ class SentimentClassifier(
         labels: list[str] | tuple[str, ...] = ("negative", "positive"),
         pad_id: int = 0,
         max_tokens: int = 512,
+        weight_storage: str = "float32",
     ):
         super().__init__()
+        self.weight_storage = weights.check_format(weight_storage)
         if cell not in RNN_CELLS:
             raise ValueError(f"cell must be one of {tuple(RNN_CELLS)}, not {cell!r}")
         if pooling not in ("last", "max", "mean"):
@@ -138,7 +154,7 @@ class SentimentClassifier(
 
 class NextWordLSTM(
     nn.Module,
-    PyTorchModelHubMixin,
+    HubModel,
     library_name="seqdemo",
     tags=HUB_TAGS + ["text-generation"],
     pipeline_tag="text-generation",
@@ -160,8 +176,10 @@ class NextWordLSTM(
         weight_drop: float = 0.0,
         tie_weights: bool = True,
         max_tokens: int = 2048,
+        weight_storage: str = "float32",
     ):
         super().__init__()
+        self.weight_storage = weights.check_format(weight_storage)
         self.max_tokens = max_tokens
         # Regularisation after AWD-LSTM (Merity, Keskar & Socher 2018, "Regularizing and Optimizing LSTM Language
         # Models"): whole words dropped from the embedding, one dropout mask per sequence on the LSTM's input and

@@ -261,10 +261,11 @@ def unit_figure(steps: dict[str, Sequence[float]], tokens: Sequence[str], unit: 
 
 # -- the Compare tab (tracker issue 12) --------------------------------------------------------------------------
 
-# One colour per compared variant in every chart; a family shares a hue (LSTMs blue, GRUs green, stacked amber).
+# One colour per compared variant in every chart; a family shares a hue (the plain RNN grey, LSTMs violet, GRUs
+# green, the Conv1d front end fuchsia, stacked LSTMs pink). None is blue or orange: those mean positive and negative.
 VARIANT_COLOURS = {
-    "rnn": "#dc2626", "lstm": "#2563eb", "bilstm": "#1e3a8a", "gru": "#16a34a", "bigru": "#166534",
-    "conv_bilstm": "#9333ea", "lstm2": "#f59e0b", "lstm2_dropout": "#b45309",
+    "rnn": "#525252", "lstm": "#7c3aed", "bilstm": "#4c1d95", "gru": "#059669", "bigru": "#065f46",
+    "conv_bilstm": "#c026d3", "lstm2": "#db2777", "lstm2_dropout": "#9d174d",
 }
 
 

@@ -434,41 +434,48 @@ def marked_steps(rows: list[Span], marked: str) -> list[int]:
 
 
 FIND_ROWS = 10
-FIND_HEADERS = ["unit", "c before → after", "× its usual step", "f here (elsewhere)", "i here (elsewhere)"]
+FIND_HEADERS = {"c": ["unit", "c before → after", "× its usual step", "f here (elsewhere)", "i here (elsewhere)"],
+                "h": ["unit", "h before → after", "× its usual step", "z here (elsewhere)", "1 − z here (elsewhere)"]}
 
 
 def find_units(values: dict[str, torch.Tensor], steps: list[int], measure: str = "memory",
                rows: int = FIND_ROWS) -> tuple[list[int], dict]:
-    """The units whose memory (cell state) or gates change most at the marked `steps` of one layer and
-    direction, strongest first, and the table the page shows.
+    """The units whose memory or gates change most at the marked `steps` of one layer and direction, strongest
+    first, and the table the page shows. An LSTM's memory is its cell state c, which the forget gate f keeps and the
+    input gate i writes to; a GRU's is its hidden state h, which the update gate z keeps and 1 − z overwrites.
 
-    memory: |c after the marked steps − c before them| per marked step, divided by the unit's mean |c_t − c_t−1|
-    over the text ("5× its usual step"). gates: how far the forget gate dips below (min inside vs. mean outside)
-    or the input gate rises above (max inside vs. mean outside) their levels in the rest of the text."""
-    if "c" not in values:
-        raise ValueError("Finding units reads the cell state and the forget and input gates: an LSTM's.")
-    c, f, i = values["c"].float(), values["f"].float(), values["i"].float()
-    inside = torch.zeros(c.shape[0], dtype=torch.bool)
+    memory: |memory after the marked steps − before them| per marked step, divided by the unit's mean step
+    |m_t − m_t−1| over the text ("5× its usual step"). gates: how far the keeping gate dips below (min inside vs.
+    mean outside) or the writing gate rises above (max inside vs. mean outside) their levels in the rest of the
+    text."""
+    if "c" in values:
+        name, memory, keep, write = "c", values["c"].float(), values["f"].float(), values["i"].float()
+    elif "z" in values:
+        name, memory, keep = "h", values["h"].float(), values["z"].float()
+        write = 1 - keep
+    else:
+        raise ValueError("Finding units reads a memory and the gates that keep and write it: an LSTM's or a GRU's.")
+    inside = torch.zeros(memory.shape[0], dtype=torch.bool)
     inside[steps] = True
     if inside.all():
         raise ValueError("Mark part of the text, not all of it: the units are compared with the rest.")
-    previous = torch.cat([c.new_zeros(1, c.shape[1]), c[:-1]])
-    before, after = previous[min(steps)], c[max(steps)]
-    usual = (c - previous).abs().mean(0) + 1e-6
+    previous = torch.cat([memory.new_zeros(1, memory.shape[1]), memory[:-1]])
+    before, after = previous[min(steps)], memory[max(steps)]
+    usual = (memory - previous).abs().mean(0) + 1e-6
     jump = (after - before).abs() / len(steps) / usual
-    f_here, f_else = f[inside].min(0).values, f[~inside].mean(0)
-    i_here, i_else = i[inside].max(0).values, i[~inside].mean(0)
+    keep_here, keep_else = keep[inside].min(0).values, keep[~inside].mean(0)
+    write_here, write_else = write[inside].max(0).values, write[~inside].mean(0)
     if measure == "memory":
         score = jump
     elif measure == "gates":
-        score = torch.maximum(f_else - f_here, i_here - i_else)
+        score = torch.maximum(keep_else - keep_here, write_here - write_else)
     else:
         raise ValueError("Measure must be memory or gates.")
     order = torch.argsort(score, descending=True, stable=True)[:rows].tolist()
     data = [[u, f"{float(before[u]):+.2f} → {float(after[u]):+.2f}", f"{float(jump[u]):.1f}×",
-             f"{float(f_here[u]):.2f} ({float(f_else[u]):.2f})", f"{float(i_here[u]):.2f} ({float(i_else[u]):.2f})"]
-            for u in order]
-    return order, table(FIND_HEADERS, data)
+             f"{float(keep_here[u]):.2f} ({float(keep_else[u]):.2f})",
+             f"{float(write_here[u]):.2f} ({float(write_else[u]):.2f})"] for u in order]
+    return order, table(FIND_HEADERS[name], data)
 
 
 def saturation_table(layers: gates.Trace, layer: int, direction: int) -> dict:
@@ -490,9 +497,9 @@ def inspector_notes(unit: int, order: list[int], order_text: str, where: str, vi
     hidden = len(order)
     notes = [f"**Unit {unit}** of {hidden} in {where}: rank {order.index(unit) + 1} by {order_text}."]
     if view == "words":
-        notes.append("Rows are words: a word of several pieces shows c and h after its last piece (the memory once "
-                     "the word is read) and the mean of its pieces' gates and candidates. Choose *pieces* to see "
-                     "every step the LSTM takes.")
+        notes.append("Rows are words: a word of several pieces shows the states (c, h) after its last piece (the "
+                     "memory once the word is read) and the mean of its pieces' gates and candidates. Choose "
+                     "*pieces* to see every step the model takes.")
     if contributions is not None:
         values = contributions.contributions
         top = ", ".join(f"{u} ({float(values[u]):+.3f})" for u in order[:8])

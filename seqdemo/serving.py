@@ -4,6 +4,9 @@
   request already uses every core, so more requests at once only share the same cores (gradio gives each event
   listener a queue and a limit of its own unless they share a `concurrency_id`).
 - A queue long enough that a crowd waits, seeing its place in the line, instead of being refused.
+- The model handlers run on a few threads of their own, as many as the limit: the CPU kernels keep memory per
+  thread (scratch space, malloc arenas), so 40 worker threads taking turns grew the server by ~290 MB a round of
+  `bench/bench_load.py`, where the same threads every time stay flat.
 - The model handlers take the raw JSON values and check them themselves (seqdemo.validate): gradio's own
   preprocessing refuses "5" for a slider with a message naming a Python type, and lets NaN through.
 - Errors that happen before a handler runs (an API call with too few values) are shown, not replaced by null.
@@ -12,9 +15,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import signal
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -41,10 +47,30 @@ def queue_size() -> int:
     return max(1, int(os.environ.get("SEQDEMO_QUEUE_SIZE", "").strip() or QUEUE_SIZE))
 
 
+@functools.cache
+def model_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=concurrency_limit(), thread_name_prefix="seqdemo-model")
+
+
 def model_handler(fn: Callable) -> Callable:
-    """Marks `fn` (an event handler) as one that runs a model and validates its own raw inputs."""
-    setattr(fn, _MODEL_HANDLER, True)
-    return fn
+    """`fn` (an event handler) run on the model threads, each step of it for a generator, and marked as one that
+    runs a model and validates its own raw inputs."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            steps, done = fn(*args, **kwargs), object()  # calling a generator function runs none of it yet
+            while (value := model_threads().submit(next, steps, done).result()) is not done:
+                yield value
+
+    else:
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            return model_threads().submit(fn, *args, **kwargs).result()
+
+    setattr(handler, _MODEL_HANDLER, True)
+    return handler
 
 
 def configure_queue(demo, limit: int | None = None) -> None:

@@ -12,7 +12,7 @@ backward direction; the copied layers train with a smaller learning rate than th
 rates) and are held fixed at first (gradual unfreezing).
 
 Each run validates after every epoch and writes its best epoch as a complete checkpoint folder the moment it is
-reached (config.json, model.safetensors in float16, tokenizer.model, training.json, README.md), so a run that is
+reached (config.json, model.safetensors in float16 or int8, tokenizer.model, training.json, README.md), so a run that is
 killed leaves its best model behind; `--resume FOLDER` trains a language model further. `--max-minutes` bounds
 a run: the learning rate decays over the time budget. `python -m seqdemo.evaluate FOLDER` then measures the test
 metrics and writes them into the card.
@@ -71,6 +71,8 @@ class TrainConfig:
     device: str | None = flag(None, "cuda or cpu (None: cuda when available)")
     threads: int = flag(0, "CPU threads (0: torch's default)")
     precision: str = flag("auto", "bf16 autocast or fp32 (auto: bf16 where the hardware runs an LSTM in it)")
+    weight_storage: str = flag("float16", "how model.safetensors stores the weights: float32, float16, or int8 with "
+                               "one scale per row (half of float16; seqdemo.weights)")
 
     def __post_init__(self):
         self.out = Path(self.out) if self.out else Path("checkpoints") / self.kind
@@ -108,20 +110,23 @@ class SentimentConfig(TrainConfig):
     kind: ClassVar[str] = "sentiment"
     hidden_size: int = flag(256, "LSTM units (per direction)")
     dropout: float = flag(0.3, "dropout on the embeddings and on the pooled features")
-    init_from: Path | None = flag(None, "language-model checkpoint to start from (its tokenizer, embedding and "
-                                  "first layer)")
-    backward_from: Path | None = flag(None, "backward language model (nextword --backward) whose first layer starts "
-                                      "the backward direction (default: the forward one's)")
+    init_from: Path | None = flag(None, "language-model checkpoint to start from (its tokenizer, embedding and the "
+                                  "first --num-layers LSTM layers)")
+    backward_from: Path | None = flag(None, "backward language model (nextword --backward) whose layers start the "
+                                      "backward direction (default: the forward one's)")
     max_tokens: int = flag(512, "tokens the model reads per text (head and tail), saved in its config")
     train_tokens: int = flag(256, "tokens per text while training (head and tail)")
     pooling: str = flag("max", "max, mean or last: how the BiLSTM's states become one feature vector")
     casual_fraction: float = flag(0.3, "share of training texts added again lower-cased without punctuation")
+    short_repeats: int = flag(1, "times each Rotten Tomatoes sentence is read per epoch (its few short sentences "
+                              "are otherwise outweighed by the long IMDB reviews)")
     pretrained_lr_scale: float = flag(0.3, "learning-rate factor for the layers copied from the language model")
     unfreeze_after: float = flag(0.1, "share of training during which the copied layers stay fixed")
 
 
 CONFIGS = {config.kind: config for config in (NextWordConfig, SentimentConfig)}
-CHOICES = {"precision": ["auto", "bf16", "fp32"], "pooling": ["max", "mean", "last"]}
+CHOICES = {"precision": ["auto", "bf16", "fp32"], "pooling": ["max", "mean", "last"],
+           "weight_storage": ["float32", "float16", "int8"]}
 
 
 @dataclass
@@ -250,9 +255,8 @@ def resume_nextword(config: NextWordConfig) -> tuple[NextWordLSTM, Tokenizer]:
     folder = Path(config.resume)
     architecture = json.loads((folder / "config.json").read_text())
     architecture.pop("kind", None)
-    architecture.update(
-        dropout=config.dropout, embedding_dropout=config.embedding_dropout, weight_drop=config.weight_drop
-    )
+    architecture.update(dropout=config.dropout, embedding_dropout=config.embedding_dropout,
+                        weight_drop=config.weight_drop, weight_storage=config.weight_storage)
     model = NextWordLSTM(**architecture)
     safetensors.torch.load_model(model, folder / "model.safetensors", strict=True)
     return model.float(), Tokenizer.load(folder)
@@ -274,6 +278,7 @@ def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[tor
             dropout=config.dropout,
             embedding_dropout=config.embedding_dropout,
             weight_drop=config.weight_drop,
+            weight_storage=config.weight_storage,
         )
     model.to(device)
     texts = random.Random(config.seed).sample(splits["train"], len(splits["train"]))
@@ -347,16 +352,32 @@ def same_length(sequences: list[list[int]], multiple: int = 8) -> list[list[int]
 def transfer_from_language_model(
     classifier: SentimentClassifier, lm: NextWordLSTM, backward_lm: NextWordLSTM | None = None
 ) -> list[torch.nn.Parameter]:
-    """Copies the LM's embedding and first LSTM layer into the classifier's forward direction, and the backward LM's
-    first layer (the forward LM's without one) into its backward direction; returns the copied parameters."""
+    """Copies the LM's embedding and LSTM layers into the classifier's forward direction, and the backward LM's
+    layers (the forward LM's without one) into its backward direction; returns the copied parameters.
+
+    Above the first layer a BiLSTM direction reads both directions' outputs below it (forward first), where an LM
+    layer reads only its own: the copied input weights take the columns of their own direction and the other
+    direction's columns start at zero, so before fine-tuning the classifier's two directions compute exactly the two
+    language models, layer by layer."""
     copied = [classifier.embedding.weight]
     classifier.embedding.weight.data.copy_(lm.embedding.weight.data)
-    for suffix, source in (("", lm), ("_reverse", backward_lm or lm)):
-        for name, lm_param in source.rnn.named_parameters():
-            param = getattr(classifier.rnn, name + suffix, None) if name.endswith("_l0") else None
-            if param is not None and param.shape == lm_param.shape:
-                param.data.copy_(lm_param.data)
-                copied.append(param)
+    hidden = classifier.rnn.hidden_size
+    for layer in range(min(classifier.rnn.num_layers, lm.rnn.num_layers)):
+        for direction, source in enumerate((lm, backward_lm or lm)):
+            suffix = "_reverse" if direction else ""
+            for name, lm_param in source.rnn.named_parameters():
+                if not name.endswith(f"_l{layer}"):
+                    continue
+                param = getattr(classifier.rnn, name + suffix, None)
+                if param is None:
+                    continue
+                value = lm_param.data
+                if layer > 0 and name.startswith("weight_ih") and param.shape == (len(value), 2 * hidden):
+                    value = torch.zeros_like(param.data)
+                    value[:, direction * hidden : (direction + 1) * hidden] = lm_param.data
+                if param.shape == value.shape:
+                    param.data.copy_(value)
+                    copied.append(param)
     return copied
 
 
@@ -378,6 +399,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
         labels=list(LABELS),
         pad_id=tokenizer.pad_id,
         max_tokens=config.max_tokens,
+        weight_storage=config.weight_storage,
     )
     pretrained = transfer_from_language_model(model, lm, backward_lm) if lm else []
     model.to(device)
@@ -390,6 +412,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     # Training reads shorter windows than the model will (--train-tokens): most of a review's verdict sits in its
     # head and tail, and a step costs time in proportion to its length.
     examples = [(head_and_tail(tokenizer.encode(r.text), config.train_tokens), r) for r in splits["train"]]
+    examples += [e for e in examples if e[1].source == "rotten_tomatoes"] * (config.short_repeats - 1)
     # The same rows typed casually, so "not good at all" without capitals or punctuation reads the same.
     casual_rows = random.sample(examples, int(len(examples) * config.casual_fraction))
     examples += [(head_and_tail(tokenizer.encode(casual(r.text)), config.train_tokens), r) for _, r in casual_rows]
@@ -424,10 +447,12 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
         return sum(valid.values()) / len(valid), speed  # the mean over sources, so the short RT sentences count
 
     best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
-    return best, tokenizer, history, {
-        "transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
-        "casual_copies": len(casual_rows),
-    }
+    extra = {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
+             "casual_copies": len(casual_rows)}
+    backward_record = Path(config.backward_from or "") / TRAINING_FILE
+    if config.backward_from and backward_record.is_file():  # the backward LM is not shipped: keep its recipe here
+        extra["backward_lm"] = json.loads(backward_record.read_text())
+    return best, tokenizer, history, extra
 
 
 # ----------------------------------------------------------------------------------------------------- common
@@ -454,10 +479,10 @@ def run_epochs(config: TrainConfig, model, train_epoch, lower_is_better: bool, o
 
 
 def save(model, tokenizer: Tokenizer, out: Path, recipe: dict) -> None:
-    """config.json (with the model's kind) + float16 model.safetensors + tokenizer.model + training.json + card."""
+    """config.json (with the model's kind) + model.safetensors (float16 or int8: seqdemo.weights) + tokenizer.model
+    + training.json + card."""
     out.mkdir(parents=True, exist_ok=True)
-    # Half precision halves the download; weights are widened back to float32 on load.
-    copy.deepcopy(model).cpu().half().save_pretrained(out)
+    model.save_pretrained(out)
     config_path = out / "config.json"
     config_path.write_text(json.dumps({"kind": recipe["kind"], **json.loads(config_path.read_text())}, indent=2))
     tokenizer.save(out)

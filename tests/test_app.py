@@ -210,7 +210,7 @@ def test_classify_bad_input(client, pipelines):
     assert_error(client, "", api_name="/classify", says="empty")
     assert_error(client, " \n\t ", api_name="/classify", says="empty")
     assert_error(client, "fine", "<b>magic</b>", api_name="/classify",
-                 says="method must be one of: evidence, integrated_gradients.")
+                 says="method must be one of: integrated_gradients, evidence.")
 
     # HTML comes back as text, character for character, escaped in the coloured text.
     label, coloured, *_ = client.predict(HTML_TEXT, api_name="/classify")
@@ -224,7 +224,7 @@ def test_classify_bad_input(client, pipelines):
 
     # 1 MB: a verdict, and the page says what the model read.
     long_text = "great movie. " * 80_000
-    label, coloured, _, _, notes = client.predict(long_text, api_name="/classify")
+    label, coloured, _, _, notes = client.predict(long_text, "evidence", api_name="/classify")
     assert label["label"] in sentiment.labels
     assert f"Truncated to {sentiment.max_tokens} tokens" in notes
     # The skipped middle sits exactly where the kept start ends: the start's words, the mark, the end's words.
@@ -296,8 +296,11 @@ def test_a_blank_seed_gets_a_fresh_one_that_is_shown_and_repeats_the_text(pipeli
         texts.add(text)
         seeds.add(seed)
     assert len(seeds) == 3  # fresh each time
-    *_, (_, greedy, _) = handlers.generate_page("The acting was", 8, 1.5, 0, 1.0, "12", False)
+    *streamed, (_, greedy, note) = handlers.generate_page("The acting was", 8, 1.5, 0, 1.0, "12", False)
     assert greedy == ""
+    # While the text streams the note says so; the last update says how to get the text again.
+    assert streamed and all(update[2] == "Seed **12**: writing…" for update in streamed)
+    assert note.startswith("Seed **12**: type it")
     with pytest.raises(ValueError, match="whole number"):
         list(handlers.generate_page("The acting was", 8, 1.5, 0, 1.0, "1.5", False))
 

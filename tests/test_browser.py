@@ -327,8 +327,14 @@ def test_a_stale_download_disappears(page):
 def test_find_units_leads_to_a_units_line_chart(page):
     open_tab(page, TABS["gates"])
     press_enter_in(page, "#gates-text textarea", "not good at all")
+    # Words that are not in the text: one message, and the last ranking stays. The message also says that every
+    # earlier request has been answered (one model queue, in order), so the next results are this test's own.
+    press_enter_in(page, "#gates-marked input", "nowhere to be found")
+    page.wait_for_function("() => document.querySelector('#gates-find-error')?.innerText.includes('not in the text')")
+    assert page.locator("#gates-found [data-testid='cell-0-0']").count() == 1
     press_enter_in(page, "#gates-marked input", "not")
-    page.wait_for_function("() => document.querySelector('#gates-found-note')?.innerText.includes('at the marked')")
+    page.wait_for_function("() => document.querySelector('#gates-find-error')?.innerText.trim() === ''")
+    assert "at the marked" in page.locator("#gates-found-note").inner_text()
     second = page.locator("#gates-found [data-testid='cell-1-0']")
     unit = second.inner_text().strip()
     second.click()
@@ -336,9 +342,6 @@ def test_find_units_leads_to_a_units_line_chart(page):
     page.wait_for_function(
         "(u) => [...document.querySelectorAll('#gates-unit-chart .gtitle')].some(t => t.textContent.startsWith('Unit ' + u + ' '))",
         arg=unit)
-    press_enter_in(page, "#gates-marked input", "nowhere to be found")
-    page.wait_for_function("() => document.querySelector('#gates-find-error')?.innerText.includes('not in the text')")
-    assert page.locator("#gates-found [data-testid='cell-0-0']").count() == 1  # the last ranking stays
     shot(page, "gates-find")
 
 
@@ -348,8 +351,10 @@ def test_generation_shows_its_seed_and_the_greedy_text(page):
     page.fill("#generate-seed input", "")
     page.locator("#generate-greedy").get_by_role("checkbox").check()
     page.click("#generate-button")
-    # The greedy text comes with this run's last update (the page's own first run had none).
+    # The greedy text comes with this run's last update (the page's own first run had none); the note says the
+    # seed while the text streams, and how to get the text again once it is complete.
     page.wait_for_function("() => document.querySelector('#generate-greedy-output textarea')?.value.length > 0")
+    page.wait_for_function("() => document.querySelector('#generate-seed-note')?.innerText.includes('this very text')")
     seed = page.locator("#generate-seed-note").inner_text().split("Seed")[1].split(":")[0].strip()
     first = page.locator("#generate-output textarea").input_value()
     assert first.startswith("The acting was") and seed.isdigit()
@@ -358,8 +363,9 @@ def test_generation_shows_its_seed_and_the_greedy_text(page):
     for again in ("1", seed):
         page.fill("#generate-seed input", again)
         page.click("#generate-button")
-        page.wait_for_function(
-            "(s) => document.querySelector('#generate-seed-note')?.innerText.includes('Seed ' + s + ':')", arg=again)
+        page.wait_for_function(  # a click while the text still streams would be ignored: wait for its end
+            "(s) => document.querySelector('#generate-seed-note')?.innerText.startsWith('Seed ' + s + ': type')",
+            arg=again)
     page.wait_for_function("(t) => document.querySelector('#generate-output textarea')?.value === t", arg=first)
     shot(page, "nextword-generate")
 

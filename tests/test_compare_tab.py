@@ -131,6 +131,35 @@ def test_bad_and_odd_text(client, variants):
 # -- without a usable comparison ---------------------------------------------------------------------------------
 
 
+def test_the_gate_inspector_opens_the_gru_variant(client, variants):
+    # Its own gates (reset r, update z, candidate n) and its memory h, through the page's endpoints.
+    import numpy as np
+
+    from seqdemo import gates
+
+    gru = variants["gru"]
+    traced = gates.trace_text(gru.model, gru.tokenizer, TEXT)
+    values = traced.layers[(0, 0)]
+    heatmap, *_, notes = client.predict(TEXT, "gru", 0, "forward", "z", "index", 2, "all", "pieces",
+                                        api_name="/inspect")
+    np.testing.assert_allclose(array(plot_json(heatmap)["data"][0]["z"]), values["z"].numpy(), atol=1e-6)
+    assert "Unit 2" in notes
+    assert_error(client, TEXT, "gru", 0, "forward", "f", "index", None, api_name="/inspect", says="signal")
+
+    # Finding units reads a GRU's memory h and its update gate z.
+    found, _ = client.predict(TEXT, "gru", 0, "forward", "thin", "memory", api_name="/find_units")
+    assert found["headers"][1] == "h before → after"
+    h = values["h"].numpy()
+    words = gru.tokenizer.words(traced.ids, [0.0] * len(traced.ids))
+    (thin,) = [w.positions for w in words if w.text.strip() == "thin"]
+    before = h[min(thin) - 1] if min(thin) else np.zeros(h.shape[1])
+    steps = np.diff(np.vstack([np.zeros((1, h.shape[1])), h]), axis=0)
+    jump = np.abs(h[max(thin)] - before) / len(thin) / (np.abs(steps).mean(0) + 1e-6)
+    assert [row[0] for row in found["data"]][:3] == list(np.argsort(-jump, kind="stable")[:3])
+    found, _ = client.predict(TEXT, "gru", 0, "forward", "thin", "gates", api_name="/find_units")
+    assert found["headers"][3:] == ["z here (elsewhere)", "1 − z here (elsewhere)"]
+
+
 def test_without_results_the_tab_says_so_and_the_page_works_on(pipelines, tmp_path):
     demo = app.build_demo(*pipelines, compare_folder=tmp_path / "nothing here")
     try:
@@ -196,5 +225,32 @@ def test_the_compare_tab_renders(browser, url, width, height):  # noqa: F811
         assert all(TITLES[name] in shown for name in GRADIENT_VARIANTS)
         assert_inert(page)
         shot(page, f"10-compare-{width}px")
+    finally:
+        context.close()
+
+
+def test_the_inspector_opens_the_gru_in_the_browser(browser, url):  # noqa: F811
+    from tests.test_browser import open_tab
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(url)
+        page.wait_for_selector("#sentiment-button")
+        open_tab(page, "Gate inspector")
+        page.locator("#gates-model input").click()
+        page.get_by_role("option", name=compare_view.variant_choice("gru")).click()
+        # The signal choices become the GRU's, and the heatmap, the unit chart and the found units follow.
+        wait_for_text(page, "#gates-signal", "update gate")
+        assert "forget gate" not in page.locator("#gates-signal").inner_text()
+        wait_for_text(page, "#gates-heatmap", "update gate z")
+        wait_for_text(page, "#gates-found", "h before")
+        assert not page.locator("#gates-direction").is_visible()  # the GRU variant reads forward only
+        assert page.locator("#gates-error").inner_text().strip() == ""
+        page.wait_for_timeout(1000)
+        # No "not in the list of choices" toast: the LSTM's signal "f" must not reach the GRU's choices.
+        assert page.locator("[data-testid='toast-body']").all_inner_texts() == []
+        shot(page, "10-inspector-gru")
     finally:
         context.close()

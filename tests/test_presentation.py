@@ -57,6 +57,24 @@ def test_positive_pushes_are_blue_and_negative_orange_whatever_the_verdict():
     assert "towards negative" in chips and "towards positive" in chips  # the legend
 
 
+def test_no_compared_variant_wears_the_sentiment_colours():
+    # Blue means positive and orange negative on every tab; a variant's line or bar must not look like either.
+    import colorsys
+
+    def hls(colour: str) -> tuple[float, float, float]:
+        return colorsys.rgb_to_hls(*(int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)))
+
+    def hue(colour: str) -> float:
+        return 360 * hls(colour)[0]
+
+    for name, colour in plots.VARIANT_COLOURS.items():
+        if hls(colour)[2] < 0.1:  # a grey has no hue to confuse
+            continue
+        for meaning in (plots.POSITIVE, plots.NEGATIVE):
+            distance = abs(hue(colour) - hue(meaning))
+            assert min(distance, 360 - distance) > 40, (name, colour, meaning)
+
+
 def test_the_pushes_table_lists_the_strongest_words_first_and_whitespace_last():
     spans = [Span("a", 0.1, [0]), Span("\n\n", -0.7, [1]), None, Span(" c", 0.3, [2]), Span(" d", -0.2, [3])]
     table = show.pushes_table(spans, "positive", "negative", rows=4)

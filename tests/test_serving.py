@@ -34,10 +34,39 @@ def test_every_model_handler_shares_one_queue_and_limit(monkeypatch, pipelines):
     assert {f.api_name for f in model_fns} >= MODEL_ENDPOINTS  # the page-only events are in it too
     assert {(f.concurrency_id, f.concurrency_limit, f.preprocess) for f in model_fns} == {
         (serving.MODEL_QUEUE, 3, False)}
-    # The model selector's control update runs no model: it keeps gradio's preprocessing and a queue of its own.
+    # The model selector's control update runs no model: it waits in a queue of its own.
     [controls] = [f for f in demo.fns.values() if f.name == "controls"]
-    assert controls.preprocess and controls.concurrency_id != serving.MODEL_QUEUE
+    assert controls.concurrency_id != serving.MODEL_QUEUE
     assert demo._queue.max_size == serving.QUEUE_SIZE >= 50 * 20
+
+
+def test_model_handlers_run_on_a_few_threads_of_their_own():
+    # gradio calls handlers from up to 40 worker threads; the CPU kernels keep memory per thread, so the models run
+    # on the same few threads whoever calls, streams included, and errors reach the caller as raised.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen = set()
+
+    def work(i):
+        seen.add(threading.current_thread().name)
+        if i < 0:
+            raise ValueError("negative")
+        return i
+
+    def stream(n):
+        for i in range(n):
+            seen.add(threading.current_thread().name)
+            yield i
+
+    handler, streamer = serving.model_handler(work), serving.model_handler(stream)
+    with ThreadPoolExecutor(40) as callers:
+        assert list(callers.map(handler, range(300))) == list(range(300))
+        assert list(callers.map(lambda n: list(streamer(n)), [3] * 50)) == [[0, 1, 2]] * 50
+    assert all(name.startswith("seqdemo-model") for name in seen)
+    assert 1 <= len(seen) <= serving.model_threads()._max_workers < 40
+    with pytest.raises(ValueError, match="negative"):
+        handler(-1)
 
 
 def test_the_limit_follows_the_hardware(monkeypatch):

@@ -84,13 +84,13 @@ def test_the_language_model_prefers_english_to_its_shuffle(lm):
     assert math.isfinite(lm.perplexity(sentence))
 
 
-@pytest.mark.parametrize("method", ["evidence", "integrated_gradients"])
 @pytest.mark.parametrize(
     "text, word", [("I loved it", " loved"), ("This was a terrible movie", " terrible"), ("a boring film", " boring")]
 )
-def test_the_sentiment_word_pushes_hardest(clf, method, text, word):
-    """Both attribution methods put the strongest push on the word that carries the sentiment, in its direction."""
-    explanation = clf.explain(text, method=method)
+def test_the_sentiment_word_pushes_hardest(clf, text, word):
+    """Integrated gradients (the page's default) put the strongest push on the word that carries the sentiment, in
+    its direction. ("evidence" says where the verdict was read: in the 2-layer model, a token or two later.)"""
+    explanation = clf.explain(text, method="integrated_gradients")
     token, push = max(zip(explanation.tokens, explanation.attributions), key=lambda pair: abs(pair[1]))
     assert token == word
     assert (push > 0) == (explanation.prediction["label"] == "positive")

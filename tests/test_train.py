@@ -54,11 +54,18 @@ def test_classifier_loss_falls_from_a_language_model(tmp_path, tiny_splits):
     lm_result = train.train(lm_args, tiny_splits)
     lm = lm_result.model
     train.save(lm, lm_result.tokenizer, tmp_path / "lm", lm_result.recipe)
-    args = train.parse_args(["sentiment", "--init-from", str(tmp_path / "lm"), "--hidden-size", "24", "--epochs", "8",
-                             "--batch-size", "8", "--lr", "2e-2", "--dropout", "0", "--casual-fraction", "0.5"])
+    args = train.parse_args(["sentiment", "--init-from", str(tmp_path / "lm"), "--backward-from", str(tmp_path / "lm"),
+                             "--hidden-size", "24", "--num-layers", "2", "--epochs", "8", "--batch-size", "8",
+                             "--lr", "2e-2", "--dropout", "0", "--casual-fraction", "0.5", "--short-repeats", "2",
+                             "--weight-storage", "int8"])
     result = train.train(args, tiny_splits)
     model, tokenizer, recipe = result.model, result.tokenizer, result.recipe
     assert recipe["history"][-1]["valid_accuracy"] >= 0.9, recipe["history"]
+    # The backward language model's recipe is kept (it is not shipped); the weights are stored as int8.
+    assert recipe["backward_lm"]["command"] == lm_result.recipe["command"]
+    train.save(model, tokenizer, tmp_path / "clf", recipe)
+    assert "backward direction started from" in (tmp_path / "clf" / "README.md").read_text()
+    assert load_folder("sentiment", tmp_path / "clf", device="cpu").model.weight_storage == "int8"
     # The classifier began from the language model: same tokenizer, embedding trained on from the LM's.
     assert tokenizer.vocab_size == lm.embedding.num_embeddings
     ids, lengths = pad_batch([tokenizer.encode(t) for t in POSITIVE + NEGATIVE], tokenizer.pad_id)
@@ -83,6 +90,32 @@ def test_transfer_copies_the_first_layer_both_ways():
     assert torch.equal(clf.rnn.weight_ih_l0_reverse, backward_lm.rnn.weight_ih_l0)
     assert not torch.equal(clf.rnn.weight_ih_l0_reverse, lm.rnn.weight_ih_l0)
     assert len(copied) == 1 + 2 * 4
+
+
+def test_a_stacked_classifier_starts_as_the_two_language_models():
+    # Above the first layer each direction's input weights see only their own direction's outputs at first, so
+    # the 2-layer BiLSTM computes exactly the forward LM's two layers forward and the backward LM's backward.
+    from seqdemo.models import NextWordLSTM, SentimentClassifier
+
+    torch.manual_seed(0)
+    lm, backward_lm = NextWordLSTM(30, 8, 8, num_layers=3).eval(), NextWordLSTM(30, 8, 8, num_layers=3).eval()
+    clf = SentimentClassifier(vocab_size=30, embed_dim=8, hidden_size=8, num_layers=2).eval()
+    copied = train.transfer_from_language_model(clf, lm, backward_lm)
+    assert len(copied) == 1 + 2 * 2 * 4  # embedding + 4 tensors per layer and direction
+
+    def first_two_layers(source):
+        two = torch.nn.LSTM(8, 8, num_layers=2, batch_first=True)
+        two.load_state_dict({k: v for k, v in source.rnn.state_dict().items() if k.endswith(("l0", "l1"))})
+        return two
+
+    ids = torch.randint(1, 30, (2, 9))
+    x = clf.embedding(ids)
+    with torch.no_grad():
+        out, _ = clf.rnn(x)
+        forward, _ = first_two_layers(lm)(x)
+        backward, _ = first_two_layers(backward_lm)(x.flip(1))
+    torch.testing.assert_close(out[..., :8], forward)
+    torch.testing.assert_close(out[..., 8:], backward.flip(1))
 
 
 def test_backward_stream_reads_each_text_right_to_left(tmp_path, tiny_splits):
