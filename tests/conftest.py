@@ -59,6 +59,22 @@ def tiny_checkpoints(tmp_path_factory, tiny_tokenizer, tiny_sentiment, tiny_next
     return {"sentiment": root / "sentiment", "nextword": root / "nextword"}
 
 
+def tiny_pipelines(tokenizer: Tokenizer, sentiment: SentimentClassifier, nextword: NextWordLSTM) -> tuple:
+    """The page's two pipelines around the tiny models, on the CPU."""
+    from seqdemo.generation import NextWordPipeline
+    from seqdemo.sentiment import SentimentPipeline
+
+    cpu = torch.device("cpu")
+    return (SentimentPipeline(sentiment, tokenizer, device=cpu, source="tiny untrained test model"),
+            NextWordPipeline(nextword, tokenizer, device=cpu, source="tiny untrained test model"))
+
+
+@pytest.fixture(scope="module")
+def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
+    """tiny_pipelines, a pair per test module (a module may patch them)."""
+    return tiny_pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword)
+
+
 def serve_locally(demo, **launch_options) -> str:
     """Serves `demo` in-process on a free loopback port and returns its URL (the caller closes the demo)."""
     with socket.socket() as sock:

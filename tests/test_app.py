@@ -20,7 +20,6 @@ import app
 from tests.conftest import serve_locally
 from seqdemo import gates, plots
 from seqdemo import presentation as show
-from seqdemo.generation import NextWordPipeline
 from seqdemo.sentiment import SentimentPipeline
 
 # gradio's queue uses pandas options that pandas 3 deprecates: its warnings, not the page's.
@@ -38,15 +37,6 @@ ODD_TEXTS = {
     "rtl": "הסרט היה טוב מאוד \u202eevil\u202c",
     "control": "good\x00movie\x07\x1b[31m red\x7f",
 }
-
-
-@pytest.fixture(scope="module")
-def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
-    cpu = torch.device("cpu")
-    return (
-        SentimentPipeline(tiny_sentiment, tiny_tokenizer, device=cpu, source="tiny untrained test model"),
-        NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny untrained test model"),
-    )
 
 
 @pytest.fixture(scope="module")

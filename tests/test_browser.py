@@ -13,9 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.conftest import serve_locally
+from tests.conftest import serve_locally, tiny_pipelines
 
 # gradio's queue uses pandas options that pandas 3 deprecates: its warnings, not the page's.
 pytestmark = [
@@ -75,12 +74,7 @@ def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
         import seqdemo
 
         return seqdemo.load("sentiment"), seqdemo.load("nextword")
-    from seqdemo.generation import NextWordPipeline
-    from seqdemo.sentiment import SentimentPipeline
-
-    cpu = torch.device("cpu")
-    return (SentimentPipeline(tiny_sentiment, tiny_tokenizer, device=cpu, source="tiny untrained test model"),
-            NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny untrained test model"))
+    return tiny_pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword)
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,7 @@ from seqdemo.compare import (
     CLAIMS, TITLES, load_results, load_variants, parse_args, run_comparison, text_gradient_norms, verdicts,
 )
 from seqdemo.compare_view import GRADIENT_VARIANTS
-from seqdemo.generation import NextWordPipeline
 from seqdemo.models import NextWordLSTM
-from seqdemo.sentiment import SentimentPipeline
 from tests.conftest import save_checkpoint, serve_locally
 from tests.test_app import HTML_TEXT, ODD_TEXTS, array, assert_error, plot_json
 from tests.test_browser import PAYLOAD, assert_inert, browser, shot, wait_for_text  # noqa: F401
@@ -40,13 +38,6 @@ def compare_folder(tmp_path_factory, tiny_checkpoints):
                            "--out", str(out), "--embedding-from", str(tiny_checkpoints["nextword"])])
     run_comparison(settings, tiny_splits())
     return out
-
-
-@pytest.fixture(scope="module")
-def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
-    cpu = torch.device("cpu")
-    return (SentimentPipeline(tiny_sentiment, tiny_tokenizer, device=cpu, source="tiny untrained test model"),
-            NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny untrained test model"))
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,9 @@ import math
 import gradio as gr
 import httpx
 import pytest
-import torch
 
 import app
 from tests.conftest import serve_locally
-from seqdemo.generation import NextWordPipeline
-from seqdemo.sentiment import SentimentPipeline
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*"),
@@ -123,13 +120,6 @@ def test_the_table_is_large_and_covers_every_parameter():
     assert len(CASES) >= 200
     covered = {(case.values[0], case.values[1]) for case in CASES}
     assert covered == {(endpoint, name) for endpoint, baseline in BASELINE.items() for name in baseline}
-
-
-@pytest.fixture(scope="module")
-def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
-    cpu = torch.device("cpu")
-    return (SentimentPipeline(tiny_sentiment, tiny_tokenizer, device=cpu, source="tiny untrained test model"),
-            NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny untrained test model"))
 
 
 @pytest.fixture(scope="module")

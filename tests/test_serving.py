@@ -11,18 +11,9 @@ import torch
 
 import app
 from seqdemo import serving
-from seqdemo.generation import NextWordPipeline
-from seqdemo.sentiment import SentimentPipeline
 
 MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "find_units",
                    "export_trace", "compare_results", "compare_text"}
-
-
-@pytest.fixture
-def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
-    cpu = torch.device("cpu")
-    return (SentimentPipeline(tiny_sentiment, tiny_tokenizer, device=cpu, source="tiny"),
-            NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny"))
 
 
 def test_every_model_handler_shares_one_queue_and_limit(monkeypatch, pipelines):

@@ -14,8 +14,6 @@ import torch
 
 import app
 from seqdemo.device import on_zero_gpu
-from seqdemo.generation import NextWordPipeline
-from seqdemo.sentiment import SentimentPipeline
 
 MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "find_units",
                    "export_trace"}
@@ -56,13 +54,6 @@ class StandInSpaces(types.ModuleType):
                 spaces.holding = False
 
         return held
-
-
-@pytest.fixture
-def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
-    cpu = torch.device("cpu")
-    return (SentimentPipeline(tiny_sentiment, tiny_tokenizer, device=cpu, source="tiny untrained test model"),
-            NextWordPipeline(tiny_nextword, tiny_tokenizer, device=cpu, source="tiny untrained test model"))
 
 
 @pytest.fixture
