@@ -455,25 +455,23 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
             line += "; one seed only, so no spread yet"
         out.append({"claim": number, "text": CLAIMS[number], "verdict": verdict, "line": line, "seeds": seeds})
 
-    # 1: long IMDB reviews, LSTM vs RNN. "Drastically": by 5 points or more, beyond the seeds' noise.
-    lstm, rnn = (_get(summary, n, "imdb_accuracy_by_length", "long") for n in ("lstm", "rnn"))
-    if lstm and rnn:
-        gain, noise = _difference(lstm, rnn)
-        verdict = _gain_verdict(gain, noise, 0.05)
-        add(1, verdict, f"long IMDB reviews (≥ {bucket_edges[1]} tokens): LSTM {format_stat(lstm)} "
-                        f"vs RNN {format_stat(rnn)} ({gain * 100:+.1f} points)", ("lstm", "rnn"))
-    else:
-        add(1, "not measured", "needs the lstm and rnn runs")
+    # 1 and 2 share a shape: a variant beats its baseline by `large` or more, beyond the seeds' noise.
+    def better_by(number: int, name: str, baseline: str, large: float, what: str, labels: tuple[str, str],
+                  *keys: str) -> None:
+        new, old = (_get(summary, n, *keys) for n in (name, baseline))
+        if not (new and old):
+            add(number, "not measured", f"needs the {name} and {baseline} runs")
+            return
+        gain, noise = _difference(new, old)
+        add(number, _gain_verdict(gain, noise, large), f"{what}: {labels[0]} {format_stat(new)} vs {labels[1]} "
+                                                       f"{format_stat(old)} ({gain * 100:+.1f} points)", (name, baseline))
 
-    # 2: BiLSTM vs LSTM, mean test accuracy over both sources. "Massive": 3 points or more beyond noise.
-    bi, uni = (_get(summary, n, "test_accuracy_mean_over_sources") for n in ("bilstm", "lstm"))
-    if bi and uni:
-        gain, noise = _difference(bi, uni)
-        verdict = _gain_verdict(gain, noise, 0.03)
-        add(2, verdict, f"test accuracy (mean of IMDB and RT): BiLSTM {format_stat(bi)} vs LSTM {format_stat(uni)} "
-                        f"({gain * 100:+.1f} points)", ("bilstm", "lstm"))
-    else:
-        add(2, "not measured", "needs the bilstm and lstm runs")
+    # 1: "drastically" on long IMDB reviews: by 5 points or more.
+    better_by(1, "lstm", "rnn", 0.05, f"long IMDB reviews (≥ {bucket_edges[1]} tokens)", ("LSTM", "RNN"),
+              "imdb_accuracy_by_length", "long")
+    # 2: "massive", in mean test accuracy over both sources: by 3 points or more.
+    better_by(2, "bilstm", "lstm", 0.03, "test accuracy (mean of IMDB and RT)", ("BiLSTM", "LSTM"),
+              "test_accuracy_mean_over_sources")
 
     # 3 and 4 share a shape: a variant against its baseline on speed and accuracy.
     def faster_and_as_good(number: int, name: str, baseline: str) -> None:
