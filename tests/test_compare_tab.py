@@ -18,7 +18,7 @@ from seqdemo.compare_view import GRADIENT_VARIANTS
 from seqdemo.models import NextWordLSTM
 from tests.conftest import save_checkpoint, serve_locally
 from tests.test_app import HTML_TEXT, ODD_TEXTS, array, assert_error, plot_json
-from tests.test_browser import PAYLOAD, assert_inert, browser, shot, wait_for_text  # noqa: F401
+from tests.test_browser import PAYLOAD, assert_inert, browser, open_page, open_tab, shot, wait_for_text  # noqa: F401
 from tests.test_compare import tiny_splits
 
 pytestmark = [
@@ -181,27 +181,11 @@ def test_variants_on_another_embedding_or_a_broken_file_give_one_sentence(compar
 # -- in the browser ----------------------------------------------------------------------------------------------
 
 
-def open_compare_tab(page) -> None:
-    """Its button in the tab bar, or on a narrow screen in gradio's overflow menu, where tabs that do not fit go."""
-    tab = page.get_by_role("tab", name="Compare")
-    if tab.count() == 1 and tab.is_visible():
-        tab.click()
-        return
-    page.locator(".overflow-menu > button").click()
-    page.locator(".overflow-dropdown button", has_text="Compare").click()
-
-
 @pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
 def test_the_compare_tab_renders(browser, url, width, height):  # noqa: F811
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    context, page = open_page(browser, url, width, height)
     try:
-        page.goto(url)
-        page.wait_for_selector("#sentiment-button")  # the page is built
-        open_compare_tab(page)
+        open_tab(page, "Compare")
         wait_for_text(page, "#compare-claims", "Measured by")
         assert "LSTM" in page.locator("#compare-table").inner_text()
         page.wait_for_selector("#compare-length .js-plotly-plot .barlayer path")
@@ -221,14 +205,8 @@ def test_the_compare_tab_renders(browser, url, width, height):  # noqa: F811
 
 
 def test_the_inspector_opens_the_gru_in_the_browser(browser, url):  # noqa: F811
-    from tests.test_browser import open_tab
-
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
+    context, page = open_page(browser, url, 1280)
     try:
-        page.goto(url)
-        page.wait_for_selector("#sentiment-button")
         open_tab(page, "Gate inspector")
         page.locator("#gates-model input").click()
         page.get_by_role("option", name=compare_view.variant_choice("gru")).click()
