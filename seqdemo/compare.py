@@ -289,23 +289,21 @@ def prepare_data(settings: CompareSettings, splits: dict[str, list[Review]], tok
 
 
 def correct(pipeline: SentimentPipeline, reviews: list[Review]) -> list[bool]:
-    # Texts sorted by length go in similar-length batches (less padding); the answers come back in input order.
-    order = sorted(range(len(reviews)), key=lambda i: len(reviews[i].text))
-    predicted = pipeline.predict([reviews[i].text for i in order], batch_size=64)
-    answers = [False] * len(reviews)
-    for i, p in zip(order, predicted):
-        answers[i] = p["label"] == pipeline.labels[reviews[i].label]
-    return answers
+    predicted = pipeline.predict([r.text for r in reviews], batch_size=64)
+    return [p["label"] == pipeline.labels[r.label] for p, r in zip(predicted, reviews)]
 
 
 def mean_accuracy(flags: list[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
 
 
-def accuracy_per_source(pipeline: SentimentPipeline, reviews: list[Review]) -> dict[str, float]:
-    answers = correct(pipeline, reviews)
+def per_source(answers: list[bool], reviews: list[Review]) -> dict[str, float]:
     return {source: mean_accuracy([a for a, r in zip(answers, reviews) if r.source == source])
             for source in sorted({r.source for r in reviews})}
+
+
+def accuracy_per_source(pipeline: SentimentPipeline, reviews: list[Review]) -> dict[str, float]:
+    return per_source(correct(pipeline, reviews), reviews)
 
 
 def train_run(name: str, seed: int, settings: CompareSettings, data: Data, embedding: torch.nn.Embedding,
@@ -365,8 +363,7 @@ def train_run(name: str, seed: int, settings: CompareSettings, data: Data, embed
 def evaluate_run(model: SentimentClassifier, data: Data, device: torch.device) -> dict:
     pipeline = SentimentPipeline(model, data.tokenizer, device, source="compare")
     answers = correct(pipeline, data.test)
-    by_source = {source: mean_accuracy([a for a, r in zip(answers, data.test) if r.source == source])
-                 for source in sorted({r.source for r in data.test})}
+    by_source = per_source(answers, data.test)
     by_length = {bucket: mean_accuracy([a for a, b in zip(answers, data.test_buckets) if b == bucket])
                  for bucket in LENGTH_BUCKETS}
     train_accuracy = accuracy_per_source(pipeline, data.train_check)

@@ -98,11 +98,13 @@ class SentimentPipeline(Pipeline):
         """[{"label", "score", "probabilities": {label: p}, "tokens": n, "truncated": bool}] per text."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         encoded = [self.encode(text) for text in texts]
-        results: list[dict] = []
-        for start in range(0, len(encoded), batch_size):
-            batch = encoded[start : start + batch_size]
-            for (ids, truncated), probs in zip(batch, self.probabilities([ids for ids, _ in batch])):
-                results.append(self._prediction(probs, ids, truncated))
+        # Texts of similar length share a batch (less padding to compute); the results keep the input order.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        results: list[dict] = [{}] * len(encoded)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            for i, probs in zip(batch, self.probabilities([encoded[i][0] for i in batch])):
+                results[i] = self._prediction(probs, *encoded[i])
         return results
 
     def explain(self, text: str, method: str = "evidence", steps: int = 16) -> Explanation:

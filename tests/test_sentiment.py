@@ -29,6 +29,11 @@ def test_a_text_alone_and_in_a_padded_batch_agree(clf):
     together = clf.predict(texts)
     for text, result in zip(texts, together):
         assert clf.predict([text])[0]["score"] == pytest.approx(result["score"], abs=1e-5)
+    # predict batches texts of similar length together: the answers still come back in the order asked.
+    mixed = [texts[1], "Dull.", texts[0], texts[1] + " " + texts[1], "ok"]
+    for text, result in zip(mixed, clf.predict(mixed, batch_size=2)):
+        alone = clf.predict(text)[0]
+        assert result["tokens"] == alone["tokens"] and result["score"] == pytest.approx(alone["score"], abs=1e-5)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t "])
