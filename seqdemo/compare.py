@@ -2,6 +2,7 @@
 
     nice -n 19 python -m seqdemo.compare                       # the full comparison: about 85 minutes, 2 CPU threads
     python -m seqdemo.compare --tiny --out /tmp/compare        # a smoke run on a few rows, seconds
+    python -m seqdemo.compare --out runs/again --against checkpoints/compare/results.json   # a rerun, compared
 
 The textbook chapter on LSTMs claims:
 1. an LSTM "will drastically outperform a standard RNN on long movie reviews" (the cell state lets gradients
@@ -114,6 +115,7 @@ class CompareSettings:
     train_check_rows: int = 600  # training rows re-read after training (claim 5's train-valid gap)
     timing_rows: int = 40  # IMDB test reviews timed one by one
     threads: int = 2
+    against: Path | None = None  # an earlier run's results.json that main() sets this run's numbers beside
 
     @property
     def run_minutes(self) -> float:
@@ -123,7 +125,7 @@ class CompareSettings:
 
     def recipe(self) -> dict:
         """What must match for an earlier run's numbers to be reused."""
-        skip = {"out", "variants", "seeds", "max_minutes", "eval_minutes", "setup_minutes", "threads"}
+        skip = {"out", "variants", "seeds", "max_minutes", "eval_minutes", "setup_minutes", "threads", "against"}
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         return json.loads(json.dumps({**values, "run_minutes": round(self.run_minutes, 2)}, default=str))
 
@@ -512,6 +514,33 @@ def claim_verdicts(summary: dict, bucket_edges: list[int]) -> list[dict]:
     return out
 
 
+# ----------------------------------------------------------------------------------------------- reproduction
+
+REPRODUCED = {"IMDB test": ("test_accuracy", "imdb"), "RT test": ("test_accuracy", "rotten_tomatoes"),
+              "IMDB long reviews": ("imdb_accuracy_by_length", "long")}
+
+
+def reproduction(earlier: dict, now: dict) -> list[str]:
+    """A rerun's accuracies and verdicts beside an earlier run's, as markdown. An accuracy counts as reproduced when
+    the two means differ by no more than the noise the verdicts allow (the half-spreads added, at least a point)."""
+    lines = ["| variant | accuracy | earlier | now | difference | within the spreads |", "|---|---|---|---|---|---|"]
+    within = total = 0
+    for name in now["variants"]:
+        for label, path in REPRODUCED.items():
+            before, after = _get(earlier["variants"], name, *path), _get(now["variants"], name, *path)
+            if before and after:
+                gap, noise = _difference(after, before)
+                reproduced = abs(round(gap, 4)) <= noise
+                total, within = total + 1, within + reproduced
+                lines.append(f"| {TITLES[name]} | {label} | {format_stat(before)} | {format_stat(after)} | "
+                             f"{gap * 100:+.1f} | {'yes' if reproduced else 'no'} |")
+    lines.append(f"\n{within} of {total} accuracies within the spreads.\n")
+    for before, after in zip(earlier["claims"], now["claims"]):
+        same = "same" if before["verdict"] == after["verdict"] else "changed"
+        lines.append(f"- claim {after['claim']}: {before['verdict']} → {after['verdict']} ({same})")
+    return lines
+
+
 # ----------------------------------------------------------------------------------------------------- driver
 
 
@@ -549,12 +578,19 @@ def run_comparison(settings: CompareSettings, splits: dict[str, list[Review]] | 
                            "long": [data.bucket_edges[1], None], "unit": "tokens of an IMDB test review"},
     }
     runs: list[dict] = []
+    minutes_before = 0.0
     if path.is_file():
         earlier = json.loads(path.read_text())
         if earlier.get("recipe") == header["recipe"] and earlier.get("embedding") == header["embedding"]:
             runs = [r for r in earlier["runs"] if r["variant"] in settings.variants and r["seed"] in settings.seeds]
+            # A resumed comparison is still one measurement: the command that started it, the minutes added up.
+            header["command"], minutes_before = earlier["command"], earlier.get("minutes", 0.0)
             tqdm.write(f"resuming: {len(runs)} runs already in {path}")
-    write_results(path, header, runs, data.bucket_edges)
+
+    def with_minutes() -> dict:
+        return {**header, "minutes": round(minutes_before + (time.time() - started) / 60, 1)}
+
+    write_results(path, with_minutes(), runs, data.bucket_edges)
     done = {(r["variant"], r["seed"]) for r in runs}
     # Every variant's first seed before any second one, so a run cut short still covers every claim.
     todo = [(n, s) for s in settings.seeds for n in settings.variants if (n, s) not in done]
@@ -576,11 +612,10 @@ def run_comparison(settings: CompareSettings, splits: dict[str, list[Review]] | 
             })
             record["weights"] = name
         runs.append(record)
-        results = write_results(path, header, runs, data.bucket_edges)
+        results = write_results(path, with_minutes(), runs, data.bucket_edges)
         tqdm.write(f"{name} seed {seed}: test {record['test_accuracy']}, {record['tokens_per_second']} tokens/s, "
                    f"target after {record['seconds_to_target']} s")
-    results = write_results(path, {**header, "minutes": round((time.time() - started) / 60, 1)}, runs,
-                            data.bucket_edges)
+    results = write_results(path, with_minutes(), runs, data.bucket_edges)
     for claim in results["claims"]:
         tqdm.write(f"claim {claim['claim']}: {claim['verdict']}: {claim['line']}")
     return results
@@ -601,6 +636,9 @@ def parse_args(argv=None) -> CompareSettings:
     parser.add_argument("--tiny", action="store_true",
                         help="smoke run: 24 rows per split and source, 3 steps per run, short texts")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="an earlier run's results.json: print which of its accuracies and verdicts this run "
+                             "reproduces (finished runs in --out are kept, so on a complete run this only compares)")
     args = parser.parse_args(argv)
     variants = tuple(v for v in args.variants.split(",") if v)
     unknown = set(variants) - VARIANTS.keys()
@@ -608,7 +646,7 @@ def parse_args(argv=None) -> CompareSettings:
         parser.error(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
     settings = CompareSettings(out=args.out, embedding_from=args.embedding_from, max_minutes=args.max_minutes,
                                variants=variants, seeds=tuple(range(args.seeds)), limit=args.limit,
-                               max_steps=args.max_steps, threads=args.threads)
+                               max_steps=args.max_steps, threads=args.threads, against=args.against)
     if args.tiny:
         settings = dataclasses.replace(settings, limit=args.limit or 24, max_steps=args.max_steps or 3,
                                        valid_rows=16, train_check_rows=16, timing_rows=3,
@@ -619,8 +657,12 @@ def parse_args(argv=None) -> CompareSettings:
 def main(argv=None) -> None:
     settings = parse_args(argv)
     command = "python -m seqdemo.compare " + " ".join(argv if argv is not None else sys.argv[1:])
-    run_comparison(settings, command=command.strip())
+    # Read before the runs, so that a wrong path fails now rather than after them.
+    earlier = json.loads(settings.against.read_text()) if settings.against else None
+    results = run_comparison(settings, command=command.strip())
     print(f"wrote {settings.out / RESULTS_FILE}")
+    if earlier:
+        print("\n".join(reproduction(earlier, results)))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ the same predictions, and the gradient-norm function behind the vanishing-gradie
 from __future__ import annotations
 
 import math
+import re
 import random
 
 import pytest
@@ -74,8 +75,11 @@ def test_a_rerun_with_the_same_settings_keeps_the_finished_runs(tiny_run, monkey
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(compare, "train_run", must_not_train)
-    again = run_comparison(settings, tiny_splits())
+    again = run_comparison(settings, tiny_splits(), command="python -m seqdemo.compare --against earlier.json")
     assert again["runs"] == results["runs"]
+    # Still the measurement the first command made: its command, and the minutes it took (plus the resume's).
+    assert again["command"] == results["command"]
+    assert again["minutes"] >= results["minutes"]
 
 
 def test_saved_variants_load_back_to_the_same_predictions(tiny_checkpoints, tiny_tokenizer, tmp_path):
@@ -186,3 +190,34 @@ def test_verdicts_follow_the_numbers():
     level = [dict(r, imdb_accuracy_by_length={"short": 0.8, "medium": 0.8, "long": 0.8}) if r["variant"] == "rnn"
              else r for r in runs]
     assert compare.claim_verdicts(compare.summarize(level), [100, 300])[0]["verdict"] == "not supported"
+
+
+def test_a_rerun_is_set_beside_the_earlier_one():
+    def results(shift: float, gru_speed: int) -> dict:
+        runs = [fake_run(name, seed, 0.80 + shift + 0.004 * seed, 0.80 + shift, speed)
+                for name, speed in (("lstm", 10000), ("gru", gru_speed)) for seed in (0, 1)]
+        summary = compare.summarize(runs)
+        return {"variants": summary, "claims": compare.claim_verdicts(summary, [100, 300])}
+
+    earlier = results(0.0, 10000)
+    close = "\n".join(compare.reproduction(earlier, results(0.005, 10000)))
+    assert "6 of 6 accuracies within the spreads." in close
+    assert "- claim 3: depends → depends (same)" in close
+    moved = compare.reproduction(earlier, results(0.03, 20000))
+    assert "| LSTM | RT test | 80.2% ± 0.2 | 83.2% ± 0.2 | +3.0 | no |" in moved
+    assert "\n0 of 6 accuracies within the spreads.\n" in moved
+    assert any(line.startswith("- claim 3: depends → supported (changed)") for line in moved)
+
+
+def test_the_command_compares_a_finished_run_with_an_earlier_one(tiny_run, monkeypatch, capsys, tmp_path):
+    settings, _ = tiny_run
+    monkeypatch.setattr(compare, "load_splits", tiny_splits)
+    monkeypatch.setattr(compare, "train_run", lambda *args, **kwargs: pytest.fail("a finished run was trained again"))
+    argv = ["--tiny", "--out", str(settings.out), "--embedding-from", str(settings.embedding_from)]
+    compare.main([*argv, "--against", str(settings.out / "results.json")])  # the run beside itself
+    printed = capsys.readouterr().out
+    within = re.search(r"(\d+) of (\d+) accuracies within the spreads", printed)
+    assert within and within[1] == within[2] and int(within[1]) > 0
+    assert printed.count("(same)") == len(CLAIMS)
+    with pytest.raises(FileNotFoundError):  # a wrong path fails before any run
+        compare.main([*argv, "--against", str(tmp_path / "missing.json")])
