@@ -618,6 +618,8 @@ def build_compare_tab(comparison: compare_view.Comparison | None, unavailable: s
     # share the model queue (seqdemo.serving) with the others.
     results, read_text = serving.model_handler(friendly(h.results)), serving.model_handler(friendly(h.read_text))
     initial = h.results() if shown else (None, "", None, None)
+    # The page's example, read once as the page is built: the tab opens on a worked example, as the others do.
+    example = h.read_text(EXAMPLES[1]) if shown else (None, "", None)
     gr.Markdown(unavailable, visible=not shown, elem_id="compare-missing")
     with gr.Column(visible=shown):
         gr.Markdown("Eight small sentiment models (about 100k trainable parameters each) trained with one recipe: "
@@ -637,11 +639,11 @@ def build_compare_tab(comparison: compare_view.Comparison | None, unavailable: s
                 button = gr.Button("Compare", variant="primary", elem_id="compare-button")
                 gr.Examples(EXAMPLES, inputs=text, label="Examples")
             with gr.Column(scale=4):
-                verdicts = gr.Dataframe(label="Each variant's verdict", interactive=False, wrap=True,
+                verdicts = gr.Dataframe(example[0], label="Each variant's verdict", interactive=False, wrap=True,
                                         elem_id="compare-verdicts")
-                note = gr.Markdown(elem_classes="seqdemo-notes", elem_id="compare-notes")
+                note = gr.Markdown(example[1], elem_classes="seqdemo-notes", elem_id="compare-notes")
         gr.Markdown("### The vanishing gradient, visible\n\n" + compare_view.GRADIENT_NOTE)
-        gradient = gr.Plot(label="‖∂ logit / ∂ embedding‖ per token", elem_id="compare-gradient")
+        gradient = gr.Plot(example[2], label="‖∂ logit / ∂ embedding‖ per token", elem_id="compare-gradient")
     gr.Button(visible=False).click(results, None, [table, claims, by_length, speed], api_name="compare_results")
     outputs = [verdicts, note, gradient]
     button.click(read_text, text, outputs, api_name="compare_text")

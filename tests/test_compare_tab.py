@@ -191,10 +191,16 @@ def test_the_compare_tab_renders(browser, url, width, height):  # noqa: F811
         page.wait_for_selector("#compare-length .js-plotly-plot .barlayer path")
         page.wait_for_selector("#compare-speed .js-plotly-plot .barlayer path")
         assert not page.locator("#compare-missing").is_visible()
+        # On arrival the page's example is already read by every variant, with its gradient chart.
+        wait_for_text(page, "#compare-notes", "tokens of your text")
+        assert all(TITLES[name] in page.locator("#compare-verdicts").inner_text() for name in GRADIENT_VARIANTS)
+        page.wait_for_selector("#compare-gradient .js-plotly-plot .scatterlayer path")
+        example_note = page.locator("#compare-notes").inner_text()
 
         page.fill("#compare-text textarea", PAYLOAD)
         page.click("#compare-button")
-        wait_for_text(page, "#compare-notes", "tokens of your text")
+        page.wait_for_function("note => document.querySelector('#compare-notes').innerText !== note", arg=example_note)
+        assert "tokens of your text" in page.locator("#compare-notes").inner_text()
         page.wait_for_selector("#compare-gradient .js-plotly-plot .scatterlayer path")
         shown = page.locator("#compare-verdicts").inner_text()
         assert all(TITLES[name] in shown for name in GRADIENT_VARIANTS)
