@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from seqdemo import weights
 from seqdemo.card import TRAINING_FILE, write_model_card
 from seqdemo.data import LABELS, Review, load_splits
 from seqdemo.device import device_name, pick_device
@@ -250,16 +251,13 @@ def lm_loss(model: NextWordLSTM, rows: torch.Tensor, bptt: int, device, precisio
 
 def resume_nextword(config: NextWordConfig) -> tuple[NextWordLSTM, Tokenizer]:
     """A checkpoint's model (its architecture, this run's regularisation) and its tokenizer, to train further."""
-    import safetensors.torch
-
     folder = Path(config.resume)
     architecture = json.loads((folder / "config.json").read_text())
     architecture.pop("kind", None)
     architecture.update(dropout=config.dropout, embedding_dropout=config.embedding_dropout,
                         weight_drop=config.weight_drop, weight_storage=config.weight_storage)
     model = NextWordLSTM(**architecture)
-    safetensors.torch.load_model(model, folder / "model.safetensors", strict=True)
-    return model.float(), Tokenizer.load(folder)
+    return weights.load(model, folder / weights.WEIGHTS), Tokenizer.load(folder)  # float16 or int8, as stored
 
 
 def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[torch.nn.Module, Tokenizer, list, dict]:
