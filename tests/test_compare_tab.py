@@ -119,9 +119,6 @@ def test_bad_and_odd_text(client, variants):
     assert f"read {kept} tokens" in note and f"first and last {kept // 2} tokens" in note
 
 
-# -- without a usable comparison ---------------------------------------------------------------------------------
-
-
 def test_the_gate_inspector_opens_the_gru_variant(client, variants):
     # Its own gates (reset r, update z, candidate n) and its memory h, through the page's endpoints.
     import numpy as np
@@ -149,6 +146,9 @@ def test_the_gate_inspector_opens_the_gru_variant(client, variants):
     assert [row[0] for row in found["data"]][:3] == list(np.argsort(-jump, kind="stable")[:3])
     found, _ = client.predict(TEXT, "gru", 0, "forward", "thin", "gates", api_name="/find_units")
     assert found["headers"][3:] == ["z here (elsewhere)", "1 − z here (elsewhere)"]
+
+
+# -- without a usable comparison ---------------------------------------------------------------------------------
 
 
 def test_without_results_the_tab_says_so_and_the_page_works_on(pipelines, tmp_path):
