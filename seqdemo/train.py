@@ -13,7 +13,7 @@ rates) and are held fixed at first (gradual unfreezing).
 
 Each run validates after every epoch and writes its best epoch as a complete checkpoint folder the moment it is
 reached (config.json, model.safetensors in float16 or int8, tokenizer.model, training.json, README.md), so a run that is
-killed leaves its best model behind; `--resume FOLDER` trains a language model further. `--max-minutes` bounds
+killed leaves its best model behind; `--resume FOLDER` trains a checkpoint further. `--max-minutes` bounds
 a run: the learning rate decays over the time budget. `python -m seqdemo.evaluate FOLDER` then measures the test
 metrics and writes them into the card.
 """
@@ -74,6 +74,8 @@ class TrainConfig:
     precision: str = flag("auto", "bf16 autocast or fp32 (auto: bf16 where the hardware runs an LSTM in it)")
     weight_storage: str = flag("float16", "how model.safetensors stores the weights: float32, float16, or int8 with "
                                "one scale per row (half of float16; seqdemo.weights)")
+    resume: Path | None = flag(None, "go on training this checkpoint of the same kind: its architecture, weights and "
+                               "tokenizer, with this run's regularisation and a fresh optimizer")
 
     def __post_init__(self):
         self.out = Path(self.out) if self.out else Path("checkpoints") / self.kind
@@ -99,7 +101,6 @@ class NextWordConfig(TrainConfig):
     bptt: int = flag(96, "tokens per backpropagation-through-time window")
     embedding_dropout: float = flag(0.05, "share of words dropped from the embedding (AWD-LSTM)")
     weight_drop: float = flag(0.2, "DropConnect on the hidden-to-hidden weights (AWD-LSTM)")
-    resume: Path | None = flag(None, "go on training this checkpoint: its weights and tokenizer, a fresh optimizer")
     backward: bool = flag(False, "read every text right to left: a backward LM, which starts the classifier's "
                           "backward direction (--backward-from)")
 
@@ -249,23 +250,13 @@ def lm_loss(model: NextWordLSTM, rows: torch.Tensor, bptt: int, device, precisio
     return total / count
 
 
-def resume_nextword(config: NextWordConfig) -> tuple[NextWordLSTM, Tokenizer]:
-    """A checkpoint's model (its architecture, this run's regularisation) and its tokenizer, to train further."""
-    folder = Path(config.resume)
-    architecture = json.loads((folder / "config.json").read_text())
-    architecture.pop("kind", None)
-    architecture.update(dropout=config.dropout, embedding_dropout=config.embedding_dropout,
-                        weight_drop=config.weight_drop, weight_storage=config.weight_storage)
-    model = NextWordLSTM(**architecture)
-    return weights.load(model, folder / weights.WEIGHTS), Tokenizer.load(folder)  # float16 or int8, as stored
-
-
 def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[torch.nn.Module, Tokenizer, list, dict]:
     # The tokenizer sees every training text (the classifier shares it). The language model reads the IMDB reviews
     # (whose prose it is scored on) and the short Rotten Tomatoes sentences, in one shuffled order, so that the
     # classifier it starts has read both kinds of text.
     if config.resume:
-        model, tokenizer = resume_nextword(config)
+        model, tokenizer = resume(NextWordLSTM, config, dropout=config.dropout, weight_drop=config.weight_drop,
+                                  embedding_dropout=config.embedding_dropout)
     else:
         tokenizer = Tokenizer.train([r.text for r in splits["train"]], vocab_size=config.vocab_size)
         model = NextWordLSTM(
@@ -314,11 +305,7 @@ def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[tor
         return lm_loss(model, valid_rows, bptt, device, config.precision), speed
 
     best, history = run_epochs(config, model, train_epoch, True, lambda m, h: on_best(m, tokenizer, h))
-    extra = {"train_tokens_per_epoch": int(train_rows.numel())}
-    previous = Path(config.resume or "") / TRAINING_FILE
-    if config.resume and previous.is_file():  # the whole chain of runs stays on record
-        extra["resumed_from"] = json.loads(previous.read_text())
-    return best, tokenizer, history, extra
+    return best, tokenizer, history, {"train_tokens_per_epoch": int(train_rows.numel()), **previous_runs(config)}
 
 
 # ------------------------------------------------------------------------------------------------- classifier
@@ -379,7 +366,9 @@ def transfer_from_language_model(
     return copied
 
 
-def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[torch.nn.Module, Tokenizer, list, dict]:
+def classifier_from_language_models(config: SentimentConfig, splits) -> tuple[SentimentClassifier, Tokenizer, list]:
+    """A new classifier, started from the language models when --init-from names one (returns the copied
+    parameters), else from scratch with a tokenizer of its own."""
     from seqdemo.hub import load_model
 
     lm = load_model(NextWordLSTM, Path(config.init_from)) if config.init_from else None
@@ -400,6 +389,19 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
         weight_storage=config.weight_storage,
     )
     pretrained = transfer_from_language_model(model, lm, backward_lm) if lm else []
+    return model, tokenizer, pretrained
+
+
+def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[torch.nn.Module, Tokenizer, list, dict]:
+    if config.resume:
+        if config.init_from or config.backward_from:
+            raise SystemExit("--resume goes on from a trained classifier: --init-from and --backward-from do not apply")
+        model, tokenizer = resume(SentimentClassifier, config, dropout=config.dropout)
+        # Everything below the linear head keeps the smaller rate (--pretrained-lr-scale): in a classifier started
+        # from language models, those are the layers that were copied.
+        pretrained = [p for name, p in model.named_parameters() if not name.startswith("classifier.")]
+    else:
+        model, tokenizer, pretrained = classifier_from_language_models(config, splits)
     model.to(device)
     pretrained_ids = {id(p) for p in pretrained}
     new = [p for p in model.parameters() if id(p) not in pretrained_ids]
@@ -446,7 +448,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
 
     best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
     extra = {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
-             "casual_copies": len(casual_rows)}
+             "casual_copies": len(casual_rows), **previous_runs(config)}
     backward_record = Path(config.backward_from or "") / TRAINING_FILE
     if config.backward_from and backward_record.is_file():  # the backward LM is not shipped: keep its recipe here
         extra["backward_lm"] = json.loads(backward_record.read_text())
@@ -454,6 +456,23 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
 
 
 # ----------------------------------------------------------------------------------------------------- common
+
+
+def resume(model_class, config: TrainConfig, **regularisation):
+    """A checkpoint's model (its architecture, this run's regularisation and weight storage) and its tokenizer, to
+    train further. The weights load as stored (float16 or int8)."""
+    folder = Path(config.resume)
+    architecture = json.loads((folder / "config.json").read_text())
+    if architecture.pop("kind", config.kind) != config.kind:
+        raise SystemExit(f"--resume {folder} is not a {config.kind} checkpoint")
+    model = model_class(**{**architecture, **regularisation, "weight_storage": config.weight_storage})
+    return weights.load(model, folder / weights.WEIGHTS), Tokenizer.load(folder)
+
+
+def previous_runs(config: TrainConfig) -> dict:
+    """The resumed checkpoint's own record, so that the whole chain of runs stays in training.json."""
+    previous = Path(config.resume or "") / TRAINING_FILE
+    return {"resumed_from": json.loads(previous.read_text())} if config.resume and previous.is_file() else {}
 
 
 def run_epochs(config: TrainConfig, model, train_epoch, lower_is_better: bool, on_best) -> tuple[torch.nn.Module, list]:

@@ -74,6 +74,27 @@ def test_classifier_loss_falls_from_a_language_model(tmp_path, tiny_splits):
     assert predicted == [1] * 3 + [0] * 3
 
 
+def test_a_classifier_resumes_from_its_checkpoint(tmp_path, tiny_splits):
+    first = ["sentiment", "--vocab-size", "300", "--hidden-size", "16", "--pooling", "mean", "--max-tokens", "64",
+             "--batch-size", "8", "--lr", "2e-2", "--dropout", "0", "--weight-storage", "float32"]
+    base = train.train(train.parse_args(first + ["--epochs", "2"]), tiny_splits)
+    train.save(base.model, base.tokenizer, tmp_path / "clf", base.recipe)
+    # The architecture comes from the checkpoint, not from this run's defaults (256 units, max pooling). At a
+    # learning rate of 0 the weights stay as saved: the first epoch validates exactly as the saved best did.
+    more = ["sentiment", "--resume", str(tmp_path / "clf"), "--epochs", "1", "--lr", "0", "--weight-storage", "float32"]
+    resumed = train.train(train.parse_args(more), tiny_splits)
+    assert (resumed.model.rnn.hidden_size, resumed.model.pooling, resumed.model.max_tokens) == (16, "mean", 64)
+    for name, value in base.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0)
+    best = max(epoch["valid_accuracy"] for epoch in base.recipe["history"])
+    assert resumed.recipe["history"][0]["valid_accuracy"] == best
+    assert resumed.recipe["resumed_from"]["command"] == base.recipe["command"]
+    with pytest.raises(SystemExit, match="--init-from"):
+        train.train(train.parse_args(more + ["--init-from", str(tmp_path / "clf")]), tiny_splits)
+    with pytest.raises(SystemExit, match="not a nextword checkpoint"):
+        train.train(train.parse_args(["nextword", "--resume", str(tmp_path / "clf")]), tiny_splits)
+
+
 def test_transfer_copies_the_first_layer_both_ways():
     from seqdemo.models import NextWordLSTM, SentimentClassifier
 
