@@ -267,10 +267,23 @@ VARIANT_COLOURS = {
     "rnn": "#525252", "lstm": "#7c3aed", "bilstm": "#4c1d95", "gru": "#059669", "bigru": "#065f46",
     "conv_bilstm": "#c026d3", "lstm2": "#db2777", "lstm2_dropout": "#9d174d",
 }
+LENGTH_COLOURS = ("#93c5fd", "#3b82f6", "#1e3a8a")  # short, medium, long reviews: lighter to darker
 
 
 def _half_spread(stat: dict | None, scale: float = 1.0) -> float:
     return 0.0 if stat is None else stat["spread"] * scale / 2
+
+
+def _axis_label(title: str, width: int = 17) -> str:
+    """A variant's name for a category axis, on two lines when long, so a phone's narrow screen keeps room for
+    the bars ("Conv1d (stride 2)<br>+ BiLSTM")."""
+    words, lines = escape(title).split(" "), [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}".strip()
+    return "<br>".join(lines)
 
 
 def _bottom_legend(fig) -> None:
@@ -279,26 +292,29 @@ def _bottom_legend(fig) -> None:
 
 
 def length_accuracy_figure(variants: dict[str, dict], bucket_names: dict[str, str]):
-    """IMDB test accuracy by review length, one bar per variant in each length group, with ± half the spread over
-    seeds. `variants`: results.json's "variants"; `bucket_names`: axis label per bucket (short, medium, long)."""
+    """IMDB test accuracy by review length: one row per variant (named on the axis, as in the speed chart, so a
+    phone's narrow screen keeps its width for the bars), one bar per length group with ± half the spread over
+    seeds. `variants`: results.json's "variants"; `bucket_names`: legend label per bucket (short, medium, long)."""
     go = _figure()
     fig = go.Figure()
-    for name, variant in variants.items():
-        stats = [variant["imdb_accuracy_by_length"].get(bucket) for bucket in bucket_names]
+    titles = [_axis_label(variant["title"]) for variant in variants.values()]
+    for (bucket, label), colour in zip(bucket_names.items(), LENGTH_COLOURS):
+        stats = [variant["imdb_accuracy_by_length"].get(bucket) for variant in variants.values()]
         fig.add_trace(go.Bar(
-            name=escape(variant["title"]),
-            x=list(bucket_names.values()),
-            y=[None if s is None else 100 * s["mean"] for s in stats],
-            error_y={"type": "data", "array": [_half_spread(s, 100) for s in stats], "thickness": 1},
-            marker={"color": VARIANT_COLOURS.get(name)},
-            hovertemplate=escape(variant["title"]) + "<br>%{x}: %{y:.1f}%<extra></extra>",
+            name=escape(label),
+            x=[None if s is None else 100 * s["mean"] for s in stats],
+            y=titles,
+            orientation="h",
+            error_x={"type": "data", "array": [_half_spread(s, 100) for s in stats], "thickness": 1},
+            marker={"color": colour},
+            hovertemplate="%{y}<br>" + escape(label) + ": %{x:.1f}%<extra></extra>",
         ))
-    # The chance line is named on the axis: every bar rises above 50, so a label inside the plot would sit on them.
-    fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], tickvals=[0, 25, 50, 75, 100],
-                     ticktext=["0", "25", "chance 50", "75", "100"])
-    fig.add_hline(y=50, line={"dash": "dot", "color": "#9ca3af"})
-    _layout(fig, "IMDB test accuracy by review length", 420)
-    fig.update_layout(barmode="group")
+    # The axis starts at chance (50% on balanced labels): a bar's length is what the variant learned.
+    fig.update_xaxes(range=[50, 100], tickvals=[50, 60, 70, 80, 90, 100], tickangle=0, automargin=True,
+                     ticktext=["50<br>chance", "60", "70", "80", "90", "100"])
+    fig.update_yaxes(autorange="reversed", type="category")
+    _layout(fig, "IMDB test accuracy (%) by review length", int(140 + 60 * len(titles)))
+    fig.update_layout(barmode="group", bargap=0.25, margin={"r": 24})  # room for the last tick's label, 100
     _bottom_legend(fig)
     return fig
 
@@ -307,7 +323,7 @@ def speed_figure(variants: dict[str, dict]):
     """Training tokens per second per variant (± half the spread over seeds), first variant on top."""
     go = _figure()
     names = list(variants)
-    titles = [escape(variants[n]["title"]) for n in names]
+    titles = [_axis_label(variants[n]["title"]) for n in names]
     speeds = [variants[n]["tokens_per_second"] for n in names]
     fig = go.Figure(go.Bar(
         x=[None if s is None else s["mean"] for s in speeds],
