@@ -3,9 +3,12 @@ the same predictions, and the gradient-norm function behind the vanishing-gradie
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import re
 import random
+import time
 
 import pytest
 import torch
@@ -77,9 +80,23 @@ def test_a_rerun_with_the_same_settings_keeps_the_finished_runs(tiny_run, monkey
     monkeypatch.setattr(compare, "train_run", must_not_train)
     again = run_comparison(settings, tiny_splits(), command="python -m seqdemo.compare --against earlier.json")
     assert again["runs"] == results["runs"]
-    # Still the measurement the first command made: its command, and the minutes it took (plus the resume's).
+    # Still the measurement the first command made: its command, and the minutes it took (a rerun that trains
+    # nothing adds none).
     assert again["command"] == results["command"]
-    assert again["minutes"] >= results["minutes"]
+    assert again["minutes"] == results["minutes"]
+
+
+def test_a_resumed_comparison_adds_its_minutes(tiny_run, tmp_path, monkeypatch):
+    settings, results = tiny_run
+    cut_short = dict(results, runs=[r for r in results["runs"] if (r["variant"], r["seed"]) != ("rnn", 1)],
+                     minutes=5.04)
+    (tmp_path / "results.json").write_text(json.dumps(cut_short))
+    train_run = compare.train_run
+    # The one run left takes at least 3 seconds (0.05 minutes), so the sum shows past the rounding to 0.1.
+    monkeypatch.setattr(compare, "train_run", lambda *args, **kwargs: (time.sleep(3), train_run(*args, **kwargs))[1])
+    resumed = run_comparison(dataclasses.replace(settings, out=tmp_path), tiny_splits(), command="another command")
+    assert len(resumed["runs"]) == len(results["runs"]) and resumed["runs"][-1]["variant"] == "rnn"
+    assert resumed["command"] == results["command"] and resumed["minutes"] >= 5.1
 
 
 def test_saved_variants_load_back_to_the_same_predictions(tiny_checkpoints, tiny_tokenizer, tmp_path):
@@ -162,6 +179,9 @@ def test_a_plain_rnn_forgets_faster_than_an_lstm_with_a_high_forget_bias():
     assert lstm_decay < 2 and rnn_decay > 6 and rnn_decay > lstm_decay + 4, (rnn_decay, lstm_decay)
 
 
+ROWS = {"train": 600, "valid": 300}  # rows behind the train and valid accuracies of claim 5
+
+
 def fake_run(variant: str, seed: int, accuracy: float, long: float, speed: int, gap: float = 0.0) -> dict:
     return {
         "variant": variant, "seed": seed, "parameters": 100,
@@ -184,12 +204,26 @@ def test_verdicts_follow_the_numbers():
             fake_run("lstm2", seed, 0.78, 0.78, 8000, gap=0.15 + wobble),  # overfits ...
             fake_run("lstm2_dropout", seed, 0.82, 0.82, 8000, gap=0.02),  # ... and dropout fixes it
         ]
-    verdict = {c["claim"]: c["verdict"] for c in compare.claim_verdicts(compare.summarize(runs), [100, 300])}
+    verdict = {c["claim"]: c["verdict"] for c in compare.claim_verdicts(compare.summarize(runs), [100, 300], ROWS)}
     assert verdict == {1: "supported", 2: "not supported", 3: "supported", 4: "depends", 5: "supported"}
     # With the two models level, the RNN claim falls.
     level = [dict(r, imdb_accuracy_by_length={"short": 0.8, "medium": 0.8, "long": 0.8}) if r["variant"] == "rnn"
              else r for r in runs]
-    assert compare.claim_verdicts(compare.summarize(level), [100, 300])[0]["verdict"] == "not supported"
+    assert compare.claim_verdicts(compare.summarize(level), [100, 300], ROWS)[0]["verdict"] == "not supported"
+
+
+def test_an_overfitting_gap_within_its_sampling_error_is_not_evidence():
+    # Dropout shrinks the train - valid gap by 2.8 points, with seeds that agree (spreads of 0.2), and leaves test
+    # accuracy level: beyond the noise when the accuracies come from 20,000 rows, within it from 600 and 300.
+    runs = []
+    for seed, wobble in ((0, 0.0), (1, 0.002)):
+        runs += [fake_run("lstm2", seed, 0.81, 0.81, 8000, gap=0.066 + wobble),
+                 fake_run("lstm2_dropout", seed, 0.81 + wobble, 0.81, 8000, gap=0.038 + wobble)]
+    claim_5 = {rows: compare.claim_verdicts(compare.summarize(runs), [100, 300], {"train": rows, "valid": rows})[4]
+               for rows in (20000, 300)}
+    assert claim_5[20000]["verdict"] == "depends"
+    assert claim_5[300]["verdict"] == "not supported"
+    assert "noise 4.4 points, from 300 train and 300 valid rows" in claim_5[300]["line"]
 
 
 def test_a_rerun_is_set_beside_the_earlier_one():
@@ -197,7 +231,7 @@ def test_a_rerun_is_set_beside_the_earlier_one():
         runs = [fake_run(name, seed, 0.80 + shift + 0.004 * seed, 0.80 + shift, speed)
                 for name, speed in (("lstm", 10000), ("gru", gru_speed)) for seed in (0, 1)]
         summary = compare.summarize(runs)
-        return {"variants": summary, "claims": compare.claim_verdicts(summary, [100, 300])}
+        return {"variants": summary, "claims": compare.claim_verdicts(summary, [100, 300], ROWS)}
 
     earlier = results(0.0, 10000)
     close = "\n".join(compare.reproduction(earlier, results(0.005, 10000)))
