@@ -267,7 +267,8 @@ VARIANT_COLOURS = {
     "rnn": "#525252", "lstm": "#7c3aed", "bilstm": "#4c1d95", "gru": "#059669", "bigru": "#065f46",
     "conv_bilstm": "#c026d3", "lstm2": "#db2777", "lstm2_dropout": "#9d174d",
 }
-LENGTH_COLOURS = ("#93c5fd", "#3b82f6", "#1e3a8a")  # short, medium, long reviews: lighter to darker
+# Short, medium, long reviews: greys, lighter to darker (blue and orange mean positive and negative on the page).
+LENGTH_COLOURS = ("#c7c7c7", "#8c8c8c", "#3f3f3f")
 
 
 def _half_spread(stat: dict | None, scale: float = 1.0) -> float:
@@ -309,9 +310,12 @@ def length_accuracy_figure(variants: dict[str, dict], bucket_names: dict[str, st
             marker={"color": colour},
             hovertemplate="%{y}<br>" + escape(label) + ": %{x:.1f}%<extra></extra>",
         ))
-    # The axis starts at chance (50% on balanced labels): a bar's length is what the variant learned.
-    fig.update_xaxes(range=[50, 100], tickvals=[50, 60, 70, 80, 90, 100], tickangle=0, automargin=True,
-                     ticktext=["50<br>chance", "60", "70", "80", "90", "100"])
+    # The axis starts at chance (50% on balanced labels): a bar's length is what the variant learned. A variant
+    # below chance moves the start down, so that its bar still shows.
+    lowest = min([50.0] + [x for trace in fig.data for x in trace.x if x is not None])
+    ticks = list(range(int(lowest // 10 * 10), 101, 10))
+    fig.update_xaxes(range=[ticks[0], 100], tickvals=ticks, tickangle=0, automargin=True,
+                     ticktext=["50<br>chance" if t == 50 else str(t) for t in ticks])
     fig.update_yaxes(autorange="reversed", type="category")
     _layout(fig, "IMDB test accuracy (%) by review length", int(140 + 60 * len(titles)))
     fig.update_layout(barmode="group", bargap=0.25, margin={"r": 24})  # room for the last tick's label, 100

@@ -58,7 +58,8 @@ def test_positive_pushes_are_blue_and_negative_orange_whatever_the_verdict():
 
 
 def test_no_compared_variant_wears_the_sentiment_colours():
-    # Blue means positive and orange negative on every tab; a variant's line or bar must not look like either.
+    # Blue means positive and orange negative on every tab; a variant's line or bar (or a review-length group's)
+    # must not look like either.
     import colorsys
 
     def hls(colour: str) -> tuple[float, float, float]:
@@ -67,7 +68,8 @@ def test_no_compared_variant_wears_the_sentiment_colours():
     def hue(colour: str) -> float:
         return 360 * hls(colour)[0]
 
-    for name, colour in plots.VARIANT_COLOURS.items():
+    lengths = {f"length {i}": colour for i, colour in enumerate(plots.LENGTH_COLOURS)}
+    for name, colour in {**plots.VARIANT_COLOURS, **lengths}.items():
         if hls(colour)[2] < 0.1:  # a grey has no hue to confuse
             continue
         for meaning in (plots.POSITIVE, plots.NEGATIVE):
