@@ -436,10 +436,11 @@ def format_stat(stat: dict | None, scale: float = 100, unit: str = "%", digits: 
     return f"{stat['mean'] * scale:.{digits}f}{unit} ± {stat['spread'] * scale / 2:.{digits}f}"
 
 
-def _difference(a: dict, b: dict, floor: float = 0.01) -> tuple[float, float]:
-    """a - b, and the noise it must beat: the two half-spreads added, never below `floor` (one point: about the
-    sampling error of a difference of two test accuracies on this split's 5,000 test rows)."""
-    return a["mean"] - b["mean"], max(floor, (a["spread"] + b["spread"]) / 2)
+def _difference(a: dict, b: dict, sampling: float = 0.0) -> tuple[float, float]:
+    """a - b, and the noise it must beat: the two half-spreads added, never below one point (about the sampling
+    error of a difference of two test accuracies on this split's 5,000 test rows) nor below `sampling`, the
+    sampling error of numbers measured on fewer rows."""
+    return a["mean"] - b["mean"], max(0.01, sampling, (a["spread"] + b["spread"]) / 2)
 
 
 def sampling_error(accuracies: list[tuple[float, int]]) -> float:
@@ -508,11 +509,11 @@ def claim_verdicts(summary: dict, bucket_edges: list[int], check_rows: dict[str,
     acc_plain, acc_dropout = (_get(summary, n, "test_accuracy_mean_over_sources") for n in ("lstm2", "lstm2_dropout"))
     if gap_plain and gap_dropout and acc_plain and acc_dropout:
         # The gaps come from a few hundred rows, where two seeds' spread understates the noise (a rerun moved one
-        # variant's gap by 3.8 points, each run's spread under 0.3): the floor is the sampling error of the
+        # variant's gap by 3.8 points, each run's spread under 0.3): the noise is at least the sampling error of the
         # difference of the two gaps, from its four accuracies and their row counts.
-        floor = sampling_error([(summary[n][f"{part}_accuracy"]["mean"], check_rows[part])
-                                for n in ("lstm2", "lstm2_dropout") for part in ("train", "valid")])
-        overfit, noise = _difference(gap_plain, gap_dropout, max(0.01, floor))
+        sampling = sampling_error([(summary[n][f"{part}_accuracy"]["mean"], check_rows[part])
+                                   for n in ("lstm2", "lstm2_dropout") for part in ("train", "valid")])
+        overfit, noise = _difference(gap_plain, gap_dropout, sampling)
         helps, acc_noise = _difference(acc_dropout, acc_plain)
         if overfit > noise and helps > acc_noise:
             verdict = "supported"

@@ -214,9 +214,10 @@ def _within(seconds: float, fn, *args):
     return outcome["value"]
 
 
-def load_model(model_class, folder: Path) -> torch.nn.Module:
+def load_model(model_class, folder: Path, **overrides) -> torch.nn.Module:
     """Builds `model_class(**config.json)` and loads model.safetensors into it, strictly (every weight present,
     none left over; a tied decoder stays tied). Never unpickles anything. Returns the model on the CPU, in eval mode.
+    `overrides` replace settings that shape no weight (dropout, weight storage), e.g. for a run that trains it on.
     """
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG, folder / WEIGHTS
@@ -227,7 +228,7 @@ def load_model(model_class, folder: Path) -> torch.nn.Module:
         raise CheckpointError(f"{weights_path} is missing: a checkpoint needs {', '.join(REQUIRED_FILES)}")
     config = _read_config(config_path)
     parameters = inspect.signature(model_class.__init__).parameters
-    kwargs = {k: v for k, v in config.items() if k in parameters and k != "self"}
+    kwargs = {**{k: v for k, v in config.items() if k in parameters and k != "self"}, **overrides}
     try:
         model = model_class(**kwargs)
     except Exception as error:  # a wrong value in the config (e.g. cell="rnn", a negative size)

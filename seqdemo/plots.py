@@ -10,6 +10,7 @@ plotly is imported on first use, so importing this module costs nothing at start
 from __future__ import annotations
 
 import html
+import textwrap
 from typing import Sequence
 
 import numpy as np
@@ -278,13 +279,7 @@ def _half_spread(stat: dict | None, scale: float = 1.0) -> float:
 def _axis_label(title: str, width: int = 17) -> str:
     """A variant's name for a category axis, on two lines when long, so a phone's narrow screen keeps room for
     the bars ("Conv1d (stride 2)<br>+ BiLSTM")."""
-    words, lines = escape(title).split(" "), [""]
-    for word in words:
-        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
-            lines.append(word)
-        else:
-            lines[-1] = f"{lines[-1]} {word}".strip()
-    return "<br>".join(lines)
+    return "<br>".join(textwrap.wrap(escape(title), width, break_long_words=False))
 
 
 def _bottom_legend(fig) -> None:

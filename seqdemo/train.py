@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from seqdemo import weights
 from seqdemo.card import TRAINING_FILE, write_model_card
 from seqdemo.data import LABELS, Review, load_splits
 from seqdemo.device import device_name, pick_device
 from seqdemo.evaluate import accuracy_by_source
+from seqdemo.hub import load_model
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 from seqdemo.sentiment import SentimentPipeline
 from seqdemo.text import casual, head_and_tail, pad_batch
@@ -369,8 +369,6 @@ def transfer_from_language_model(
 def classifier_from_language_models(config: SentimentConfig, splits) -> tuple[SentimentClassifier, Tokenizer, list]:
     """A new classifier, started from the language models when --init-from names one (returns the copied
     parameters), else from scratch with a tokenizer of its own."""
-    from seqdemo.hub import load_model
-
     lm = load_model(NextWordLSTM, Path(config.init_from)) if config.init_from else None
     backward_lm = load_model(NextWordLSTM, Path(config.backward_from)) if config.backward_from else None
     tokenizer = Tokenizer.load(config.init_from) if config.init_from else Tokenizer.train(
@@ -449,9 +447,9 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
     extra = {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
              "casual_copies": len(casual_rows), **previous_runs(config)}
-    backward_record = Path(config.backward_from or "") / TRAINING_FILE
-    if config.backward_from and backward_record.is_file():  # the backward LM is not shipped: keep its recipe here
-        extra["backward_lm"] = json.loads(backward_record.read_text())
+    backward_record = training_record(config.backward_from)
+    if backward_record:  # the backward LM is not shipped: keep its recipe here
+        extra["backward_lm"] = backward_record
     return best, tokenizer, history, extra
 
 
@@ -462,17 +460,22 @@ def resume(model_class, config: TrainConfig, **regularisation):
     """A checkpoint's model (its architecture, this run's regularisation and weight storage) and its tokenizer, to
     train further. The weights load as stored (float16 or int8)."""
     folder = Path(config.resume)
-    architecture = json.loads((folder / "config.json").read_text())
-    if architecture.pop("kind", config.kind) != config.kind:
+    if json.loads((folder / "config.json").read_text()).get("kind", config.kind) != config.kind:
         raise SystemExit(f"--resume {folder} is not a {config.kind} checkpoint")
-    model = model_class(**{**architecture, **regularisation, "weight_storage": config.weight_storage})
-    return weights.load(model, folder / weights.WEIGHTS), Tokenizer.load(folder)
+    model = load_model(model_class, folder, **regularisation, weight_storage=config.weight_storage)
+    return model, Tokenizer.load(folder)
+
+
+def training_record(folder: Path | None) -> dict | None:
+    """A checkpoint folder's training.json, so that the runs a model came from stay on record (None without one)."""
+    path = Path(folder or "") / TRAINING_FILE
+    return json.loads(path.read_text()) if folder and path.is_file() else None
 
 
 def previous_runs(config: TrainConfig) -> dict:
     """The resumed checkpoint's own record, so that the whole chain of runs stays in training.json."""
-    previous = Path(config.resume or "") / TRAINING_FILE
-    return {"resumed_from": json.loads(previous.read_text())} if config.resume and previous.is_file() else {}
+    record = training_record(config.resume)
+    return {"resumed_from": record} if record else {}
 
 
 def run_epochs(config: TrainConfig, model, train_epoch, lower_is_better: bool, on_best) -> tuple[torch.nn.Module, list]:
