@@ -122,6 +122,8 @@ class SentimentConfig(TrainConfig):
     casual_fraction: float = flag(0.3, "share of training texts added again lower-cased without punctuation")
     short_repeats: int = flag(1, "times each Rotten Tomatoes sentence is read per epoch (its few short sentences "
                               "are otherwise outweighed by the long IMDB reviews)")
+    word_dropout: float = flag(0.0, "share of a training text's tokens left out, drawn afresh each time it is read, "
+                               "so that a sentence read many times is not learned by heart (Iyyer et al. 2015)")
     pretrained_lr_scale: float = flag(0.3, "learning-rate factor for the layers copied from the language model")
     unfreeze_after: float = flag(0.1, "share of training during which the copied layers stay fixed")
 
@@ -334,6 +336,15 @@ def same_length(sequences: list[list[int]], multiple: int = 8) -> list[list[int]
     return [head_and_tail(s, length) for s in sequences]
 
 
+def drop_words(ids: list[int], rate: float) -> list[int]:
+    """`ids` without a random share `rate` of its tokens (word dropout, as in Iyyer et al. 2015, "Deep Unordered
+    Composition Rivals Syntactic Methods for Text Classification"); at least one token stays."""
+    if rate <= 0:
+        return ids
+    kept = [i for i in ids if random.random() >= rate]
+    return kept or [random.choice(ids)]
+
+
 def transfer_from_language_model(
     classifier: SentimentClassifier, lm: NextWordLSTM, backward_lm: NextWordLSTM | None = None
 ) -> list[torch.nn.Parameter]:
@@ -427,7 +438,8 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
             # Gradual unfreezing: the copied layers stay fixed while the new ones settle.
             for param in pretrained:
                 param.requires_grad_(schedule.progress >= config.unfreeze_after)
-            ids, lengths = pad_batch(same_length([e[0] for e in batch]), tokenizer.pad_id)
+            texts = [drop_words(e[0], config.word_dropout) for e in batch]
+            ids, lengths = pad_batch(same_length(texts), tokenizer.pad_id)
             labels = torch.tensor([e[1].label for e in batch], device=device)
             with autocast(device, config.precision):
                 loss = F.cross_entropy(model(ids.to(device), lengths).float(), labels)

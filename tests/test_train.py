@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import random
 import shlex
 
 import pytest
@@ -172,6 +173,16 @@ def test_same_length_batches_keep_head_and_tail():
     assert train.same_length(short) == [short[0], [11, 12, 13, 14, 16, 17, 18, 19, 20]]
     uneven = [[1, 2, 3], [4, 5, 6, 7, 8, 9]]  # cutting would lose half of a text: left for padding
     assert train.same_length(uneven) == uneven
+
+
+def test_word_dropout_leaves_out_a_fresh_share_of_tokens_each_read():
+    random.seed(0)
+    ids = list(range(1000))
+    first, second = train.drop_words(ids, 0.2), train.drop_words(ids, 0.2)
+    assert 750 < len(first) < 850 and first != second  # about a fifth gone, a different fifth each time
+    assert set(first) < set(ids) and first == sorted(first)  # what stays keeps its order
+    assert train.drop_words(ids, 0.0) is ids
+    assert len(train.drop_words([7], 0.99)) == 1  # never an empty text
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
