@@ -431,15 +431,16 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
 
     def train_epoch(epoch: int, deadline: float) -> tuple[float, int]:
         model.train()
-        batches = length_batches(examples, config.batch_size, key=lambda e: len(e[0]), shuffle=True)
+        # Words are dropped before the texts are grouped by length, so that a batch still needs no padding.
+        read = [(drop_words(ids, config.word_dropout), review) for ids, review in examples]
+        batches = length_batches(read, config.batch_size, key=lambda e: len(e[0]), shuffle=True)
         bar = tqdm(batches[:steps], desc=f"epoch {epoch}", dynamic_ncols=True)
         tokens, started = 0, time.time()
         for batch in bar:
             # Gradual unfreezing: the copied layers stay fixed while the new ones settle.
             for param in pretrained:
                 param.requires_grad_(schedule.progress >= config.unfreeze_after)
-            texts = [drop_words(e[0], config.word_dropout) for e in batch]
-            ids, lengths = pad_batch(same_length(texts), tokenizer.pad_id)
+            ids, lengths = pad_batch(same_length([e[0] for e in batch]), tokenizer.pad_id)
             labels = torch.tensor([e[1].label for e in batch], device=device)
             with autocast(device, config.precision):
                 loss = F.cross_entropy(model(ids.to(device), lengths).float(), labels)
