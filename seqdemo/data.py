@@ -5,7 +5,8 @@ is stratified by (source, label) and made over row hashes, so identical rows alw
 test rows can never leak into training. It is written once to `split.json` beside this file (committed), and
 every later run reads the split from there.
 
-    python -m seqdemo.data            # write or check the manifest, print counts
+    python -m seqdemo.data                      # write or check the manifest, print counts
+    python -m seqdemo.data --phrase "not bad"   # how the training texts that say it are labelled
 """
 
 from __future__ import annotations
@@ -101,11 +102,33 @@ def load_splits() -> dict[str, list[Review]]:
     return splits
 
 
+def containing(reviews: list[Review], phrase: str) -> list[Review]:
+    """The reviews that contain `phrase` as whole words, in any case: what a model learned that phrase from."""
+    pattern = re.compile(rf"(?<!\w){re.escape(phrase.strip())}(?!\w)", re.IGNORECASE)
+    return [r for r in reviews if pattern.search(r.text)]
+
+
+def describe_labels(rows: list[Review]) -> str:
+    positive = sum(r.label for r in rows)
+    count = f"{len(rows)} row{'s' * (len(rows) != 1)}"
+    return f"{count}, {positive / len(rows):.0%} positive" if rows else count
+
+
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    for name, rows in load_splits().items():
-        counts = Counter((r.source, LABELS[r.label]) for r in rows)
-        print(name, len(rows), dict(sorted(counts.items())))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--phrase", action="append", default=[],
+                        help="print how the training rows that contain this phrase are labelled (repeatable)")
+    args = parser.parse_args()
+    splits = load_splits()
+    if not args.phrase:
+        for name, rows in splits.items():
+            counts = Counter((r.source, LABELS[r.label]) for r in rows)
+            print(name, len(rows), dict(sorted(counts.items())))
+    for phrase in args.phrase:
+        rows = containing(splits["train"], phrase)
+        by_source = "; ".join(f"{source}: {describe_labels([r for r in rows if r.source == source])}"
+                              for source in ("imdb", "rotten_tomatoes"))
+        print(f"{phrase!r} in the training split: {describe_labels(rows)} ({by_source})")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,15 @@ def test_split_is_stratified_by_source_and_label():
             assert n / totals[stratum] == pytest.approx(fraction, abs=0.005)
 
 
+def test_a_phrase_is_found_as_whole_words_in_any_case():
+    rows = [data.Review(text, label, "imdb") for text, label in
+            [("Not bad at all.", 1), ("It was not bad, just dull", 0), ("not badly made", 1), ("cannot bad", 0)]]
+    found = data.containing(rows, "not bad")
+    assert [r.text for r in found] == ["Not bad at all.", "It was not bad, just dull"]
+    assert data.describe_labels(found) == "2 rows, 50% positive"
+    assert data.describe_labels(found[:1]) == "1 row, 100% positive" and data.describe_labels([]) == "0 rows"
+
+
 def test_clean_removes_html_line_breaks():
     assert data.clean("Great.<br /><br />Really<BR>great") == "Great. Really great"
 
