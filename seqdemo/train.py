@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from seqdemo.card import TRAINING_FILE, write_model_card
-from seqdemo.data import LABELS, Review, load_splits
+from seqdemo.data import LABELS, Review, load_splits, row_hash
 from seqdemo.device import device_name, pick_device
 from seqdemo.evaluate import accuracy_by_source
 from seqdemo.hub import load_model
@@ -79,6 +79,10 @@ class TrainConfig:
 
     def __post_init__(self):
         self.out = Path(self.out) if self.out else Path("checkpoints") / self.kind
+
+    def select(self, splits: dict[str, list[Review]]) -> dict[str, list[Review]]:
+        """The rows this run trains and validates on (all of them, unless a kind says otherwise)."""
+        return splits
 
     def command(self) -> str:
         """The command line that reproduces this configuration (flags that differ from the kind's defaults)."""
@@ -126,6 +130,20 @@ class SentimentConfig(TrainConfig):
                                "so that a sentence read many times is not learned by heart (Iyyer et al. 2015)")
     pretrained_lr_scale: float = flag(0.3, "learning-rate factor for the layers copied from the language model")
     unfreeze_after: float = flag(0.1, "share of training during which the copied layers stay fixed")
+    sources: str = flag("imdb,rotten_tomatoes", "comma-separated sources to train and validate on")
+    train_fraction: float = flag(1.0, "share of each source's training rows to train on, for learning curves (the "
+                                 "same rows in every run, and a smaller share's rows are part of a larger one's)")
+
+    def select(self, splits: dict[str, list[Review]]) -> dict[str, list[Review]]:
+        """The training and validation rows of --sources, and --train-fraction of each source's training rows."""
+        sources = self.sources.split(",")
+        kept = set()
+        for source in sources:
+            # Row-hash order is a fixed shuffle, so a share's rows are the first ones of every larger share.
+            rows = sorted((r for r in splits["train"] if r.source == source), key=row_hash)
+            kept.update(rows[: round(len(rows) * self.train_fraction)])
+        train = [r for r in splits["train"] if r in kept]  # in the split's order, so all rows train as before
+        return {**splits, "train": train, "valid": [r for r in splits["valid"] if r.source in sources]}
 
 
 CONFIGS = {config.kind: config for config in (NextWordConfig, SentimentConfig)}
@@ -533,6 +551,7 @@ def train(config: TrainConfig, splits: dict[str, list[Review]], checkpoint: Call
         torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in float32
     precision = pick_precision(config.precision, device)
     config = dataclasses.replace(config, precision=precision)
+    splits = config.select(splits)
     started = time.time()
     def recipe(model, history: list[Epoch], extra: dict) -> dict:
         metric = "valid_loss" if config.kind == "nextword" else "valid_accuracy"

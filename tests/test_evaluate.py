@@ -80,6 +80,14 @@ def test_main_writes_metrics_and_the_card_quotes_them(folders, monkeypatch):
         assert f"| {name} | {value} |" in card
 
 
+def test_sources_limit_what_is_measured(folders, monkeypatch):
+    rows = [Review(t, i % 2, source) for i, t in enumerate(TEXTS) for source in ("imdb", "rotten_tomatoes")]
+    monkeypatch.setattr(evaluate, "load_splits", lambda: {"train": rows, "valid": [], "test": rows})
+    evaluate.main([str(folders["sentiment"]), "--device", "cpu", "--no-baseline", "--sources", "imdb"])
+    metrics = json.loads((folders["sentiment"] / "metrics.json").read_text())
+    assert set(metrics["results"]) == {"accuracy imdb"} and metrics["test rows"] == len(TEXTS)
+
+
 def test_a_config_without_a_kind_is_refused():
     from seqdemo.card import kind_of
 

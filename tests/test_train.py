@@ -185,6 +185,21 @@ def test_word_dropout_leaves_out_a_fresh_share_of_tokens_each_read():
     assert len(train.drop_words([7], 0.99)) == 1  # never an empty text
 
 
+def test_a_training_fraction_keeps_nested_shares_of_the_chosen_sources():
+    rows = [Review(f"text {i}", i % 2, source) for i in range(40) for source in ("imdb", "rotten_tomatoes")]
+    splits = {"train": rows, "valid": rows[:10], "test": rows[:10]}
+    def chosen(*args):
+        return train.parse_args(["sentiment", *args]).select(splits)
+    assert chosen()["train"] == rows  # by default, everything
+    quarter, half = chosen("--train-fraction", "0.25"), chosen("--train-fraction", "0.5")
+    assert [sum(r.source == "imdb" for r in part["train"]) for part in (quarter, half)] == [10, 20]
+    assert set(quarter["train"]) < set(half["train"]) and quarter["train"] != rows[:20]  # nested, and shuffled
+    only_rt = chosen("--sources", "rotten_tomatoes", "--train-fraction", "0.5")
+    assert {r.source for r in only_rt["train"] + only_rt["valid"]} == {"rotten_tomatoes"}
+    assert only_rt["train"] == [r for r in half["train"] if r.source == "rotten_tomatoes"]
+    assert only_rt["test"] == splits["test"]  # the test split is never touched
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_bf16_training_on_the_gpu(tmp_path, tiny_splits):
     args = train.parse_args(["nextword", "--vocab-size", "300", "--hidden-size", "32", "--batch-size", "4", "--bptt",
