@@ -2,6 +2,7 @@
 
     python -m seqdemo.evaluate checkpoints/sentiment   # accuracy per source, and a TF-IDF baseline beside it
     python -m seqdemo.evaluate checkpoints/nextword    # perplexity and bits per character on IMDB test reviews
+    python -m seqdemo.evaluate FOLDER --sources rotten_tomatoes --no-baseline   # one source's test rows only
 
 The sentiment run also trains and scores the bag-of-words baseline (scikit-learn: TF-IDF of 1-2-grams + logistic
 regression) on the very same split, so the comparison is measured here, not quoted.

@@ -43,7 +43,7 @@ from seqdemo.evaluate import accuracy_by_source
 from seqdemo.hub import load_model
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 from seqdemo.sentiment import SentimentPipeline
-from seqdemo.text import casual, head_and_tail, pad_batch
+from seqdemo.text import casual, head_and_tail, last_sentence, pad_batch
 from seqdemo.tokenizer import Tokenizer
 
 
@@ -134,15 +134,24 @@ class SentimentConfig(TrainConfig):
     train_fraction: float = flag(1.0, "share of each source's training rows to train on, for learning curves (the "
                                  "same rows in every run, and a smaller share's rows are part of a larger one's)")
 
+    closing_sentences: int = flag(0, "add the closing sentences of this many IMDB training reviews as short texts "
+                                  "labelled with their review's verdict (distant supervision)")
+
     def select(self, splits: dict[str, list[Review]]) -> dict[str, list[Review]]:
-        """The training and validation rows of --sources, and --train-fraction of each source's training rows."""
+        """The training and validation rows of --sources, --train-fraction of each source's training rows, and
+        --closing-sentences."""
+        def shuffled(source: str) -> list[Review]:
+            # Row-hash order is a fixed shuffle, so a share's rows are the first ones of every larger share.
+            return sorted((r for r in splits["train"] if r.source == source), key=row_hash)
+
         sources = self.sources.split(",")
         kept = set()
         for source in sources:
-            # Row-hash order is a fixed shuffle, so a share's rows are the first ones of every larger share.
-            rows = sorted((r for r in splits["train"] if r.source == source), key=row_hash)
+            rows = shuffled(source)
             kept.update(rows[: round(len(rows) * self.train_fraction)])
         train = [r for r in splits["train"] if r in kept]  # in the split's order, so all rows train as before
+        reviews = shuffled("imdb")[: self.closing_sentences]
+        train += [Review(last, r.label, "imdb closing sentence") for r in reviews if (last := last_sentence(r.text))]
         return {**splits, "train": train, "valid": [r for r in splits["valid"] if r.source in sources]}
 
 

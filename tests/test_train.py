@@ -11,7 +11,7 @@ import torch
 from seqdemo import train
 from seqdemo.data import Review
 from seqdemo.hub import load_folder
-from seqdemo.text import pad_batch
+from seqdemo.text import last_sentence, pad_batch
 
 POSITIVE = ["I loved it, a wonderful film.", "Brilliant acting and a great story.", "A moving, beautiful movie."]
 NEGATIVE = ["I hated it, a terrible film.", "Dull acting and a boring story.", "An awful, ugly movie."]
@@ -198,6 +198,27 @@ def test_a_training_fraction_keeps_nested_shares_of_the_chosen_sources():
     assert {r.source for r in only_rt["train"] + only_rt["valid"]} == {"rotten_tomatoes"}
     assert only_rt["train"] == [r for r in half["train"] if r.source == "rotten_tomatoes"]
     assert only_rt["test"] == splits["test"]  # the test split is never touched
+
+
+def test_a_reviews_closing_sentence_is_its_last_short_one():
+    assert last_sentence("Long plot summary here. The ending drags! Still, a film worth seeing.") == \
+        "Still, a film worth seeing."
+    assert last_sentence("Great cast. 10/10") is None  # too short to say anything
+    assert last_sentence("Fine. " + "word " * 50) is None  # a run-on tail is no short text
+
+
+def test_closing_sentences_of_imdb_reviews_join_training_with_their_reviews_label():
+    reviews = [Review(f"Plot of film {i}. It is {'great' if i % 2 else 'awful'} and worth {i} stars.", i % 2, "imdb")
+               for i in range(30)]
+    sentences = [Review(f"short text {i}", i % 2, "rotten_tomatoes") for i in range(10)]
+    splits = {"train": reviews + sentences, "valid": sentences[:4], "test": []}
+    chosen = train.parse_args(["sentiment", "--sources", "rotten_tomatoes", "--closing-sentences", "12"]).select(splits)
+    added = [r for r in chosen["train"] if r.source == "imdb closing sentence"]
+    assert len(added) == 12 and chosen["train"][:10] == sentences
+    for row in added:
+        review = next(r for r in reviews if r.text.endswith(row.text))
+        assert row.text.startswith("It is") and row.label == review.label
+    assert {r.source for r in chosen["valid"]} == {"rotten_tomatoes"}  # validated on what it is meant for
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
