@@ -45,7 +45,7 @@ def last_sentence(text: str, min_words: int = 4, max_words: int = 40) -> str | N
     """A review's closing sentence, where its verdict usually sits ("A must see."), if it has min_words to
     max_words words (None otherwise: a closing "10/10" says little, a run-on one is no short text)."""
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
-    words = len(sentences[-1].split()) if sentences else 0
+    words = len(re.findall(r"\w+", sentences[-1])) if sentences else 0
     return sentences[-1] if min_words <= words <= max_words else None
 
 

@@ -451,7 +451,8 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     examples += [e for e in examples if e[1].source == "rotten_tomatoes"] * (config.short_repeats - 1)
     # The same rows typed casually, so "not good at all" without capitals or punctuation reads the same.
     casual_rows = random.sample(examples, int(len(examples) * config.casual_fraction))
-    examples += [(head_and_tail(tokenizer.encode(casual(r.text)), config.train_tokens), r) for _, r in casual_rows]
+    examples += [(head_and_tail(tokenizer.encode(casual(r.text) or r.text), config.train_tokens), r)
+                 for _, r in casual_rows]
     steps = math.ceil(len(examples) / config.batch_size)
     steps = min(steps, config.steps_per_epoch or steps)
     schedule = WarmupCosine(optimizer, config.epochs * steps, config.max_minutes, config.warmup)

@@ -204,6 +204,7 @@ def test_a_reviews_closing_sentence_is_its_last_short_one():
     assert last_sentence("Long plot summary here. The ending drags! Still, a film worth seeing.") == \
         "Still, a film worth seeing."
     assert last_sentence("Great cast. 10/10") is None  # too short to say anything
+    assert last_sentence("Great cast. - - - - - - - -") is None  # punctuation is no words
     assert last_sentence("Fine. " + "word " * 50) is None  # a run-on tail is no short text
 
 
