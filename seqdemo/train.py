@@ -133,7 +133,6 @@ class SentimentConfig(TrainConfig):
     sources: str = flag("imdb,rotten_tomatoes", "comma-separated sources to train and validate on")
     train_fraction: float = flag(1.0, "share of each source's training rows to train on, for learning curves (the "
                                  "same rows in every run, and a smaller share's rows are part of a larger one's)")
-
     closing_sentences: int = flag(0, "add the closing sentences of this many IMDB training reviews as short texts "
                                   "labelled with their review's verdict (distant supervision)")
 
