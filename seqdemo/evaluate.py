@@ -83,24 +83,24 @@ def main(argv=None) -> None:
     parser.add_argument("--no-baseline", action="store_true", help="sentiment: skip the TF-IDF baseline")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--sources", default="imdb,rotten_tomatoes",
-                        help="sentiment: comma-separated sources of the test rows to measure on")
+                        help="comma-separated sources of the test rows to measure on (the language model reads IMDB's)")
     args = parser.parse_args(argv)
 
     kind = kind_of(read_json(args.folder / "config.json"))
     pipeline = load_folder(kind, args.folder, device=args.device)
     splits = load_splits()
     started = time.time()
+    test = [r for r in splits["test"] if r.source in args.sources.split(",")]
     if kind == "sentiment":
-        test = [r for r in splits["test"] if r.source in args.sources.split(",")]
         results = sentiment_metrics(pipeline, test)
         if not args.no_baseline:
             results.update(bag_of_words_baseline(splits["train"], test))
     else:
-        results = nextword_metrics(pipeline, splits["test"])
+        results = nextword_metrics(pipeline, test)
     metrics = {
         "command": "python -m seqdemo.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
         "hardware": device_name(pipeline.device),
-        "test rows": len(test) if kind == "sentiment" else len(splits["test"]),
+        "test rows": len(test),
         "seconds": round(time.time() - started),
         "results": results,
     }
