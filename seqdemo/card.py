@@ -70,6 +70,11 @@ def write_model_card(folder: str | Path) -> Path:
             f"- time: {training.get('training_minutes', '?')} minutes on {training.get('hardware', '?')}",
             f"- validation by epoch: {json.dumps(training.get('history', []))}",
         ]
+        average = training.get("weight_average")
+        if average:
+            verdict = "kept" if average["kept"] else "not kept: the best epoch validated better"
+            lines.append(f"- weights averaged over the last {average['steps']} steps (stochastic weight averaging): "
+                         f"validation {average['valid_accuracy']}, {verdict}")
         earlier = training.get("resumed_from")
         while earlier:  # a resumed run goes on from these
             lines.append(f"- resumed from: `{earlier.get('command', '?')}`, {earlier.get('training_minutes', '?')} "

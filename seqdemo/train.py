@@ -34,6 +34,7 @@ from typing import Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from seqdemo.card import TRAINING_FILE, write_model_card
@@ -135,6 +136,9 @@ class SentimentConfig(TrainConfig):
                                  "same rows in every run, and a smaller share's rows are part of a larger one's)")
     closing_sentences: int = flag(0, "add the closing sentences of this many IMDB training reviews as short texts "
                                   "labelled with their review's verdict (distant supervision)")
+    average_from: float = flag(1.0, "share of training after which the weights are also averaged, step by step "
+                               "(stochastic weight averaging: Izmailov et al. 2018, \"Averaging Weights Leads to Wider "
+                               "Optima\"); the average replaces the best epoch if it validates at least as well (1: off)")
 
     def select(self, splits: dict[str, list[Review]]) -> dict[str, list[Review]]:
         """The training and validation rows of --sources, --train-fraction of each source's training rows, and
@@ -455,6 +459,13 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     steps = math.ceil(len(examples) / config.batch_size)
     steps = min(steps, config.steps_per_epoch or steps)
     schedule = WarmupCosine(optimizer, config.epochs * steps, config.max_minutes, config.warmup)
+    average = AveragedModel(model) if config.average_from < 1 else None
+
+    def validate(candidate, name: str) -> float:
+        candidate.eval()
+        valid = accuracy_by_source(SentimentPipeline(candidate, tokenizer, device, source="training"), splits["valid"])
+        tqdm.write(f"{name}: valid accuracy {valid}")
+        return sum(valid.values()) / len(valid)  # the mean over sources, so the short RT sentences count
 
     def train_epoch(epoch: int, deadline: float) -> tuple[float, int]:
         model.train()
@@ -474,18 +485,25 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
             loss.backward()
             clip_and_step(optimizer, model, config.clip)
             schedule.step()
+            if average is not None and schedule.progress >= config.average_from:
+                average.update_parameters(model)
             tokens += int(lengths.sum())
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.time() - started):.0f}")
             if time.time() > deadline:
                 break
         speed = round(tokens / (time.time() - started))
-        model.eval()
-        valid = accuracy_by_source(SentimentPipeline(model, tokenizer, device, source="training"), splits["valid"])
-        tqdm.write(f"epoch {epoch}: valid accuracy {valid}")
-        return sum(valid.values()) / len(valid), speed  # the mean over sources, so the short RT sentences count
+        return validate(model, f"epoch {epoch}"), speed
 
     best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
-    extra = {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
+    extra = {}
+    if average is not None and average.n_averaged > 0:
+        value = round(validate(average.module, f"average of {average.n_averaged} steps"), 4)
+        kept = value >= max(e.metric for e in history)
+        if kept:
+            best.load_state_dict(average.module.state_dict())
+        extra["weight_average"] = {"from": config.average_from, "steps": int(average.n_averaged),
+                                   "valid_accuracy": value, "kept": kept}
+    extra |= {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
              "casual_copies": len(casual_rows), **previous_runs(config)}
     backward_record = training_record(config.backward_from)
     if backward_record:  # the backward LM is not shipped: keep its recipe here

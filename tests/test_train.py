@@ -222,6 +222,29 @@ def test_closing_sentences_of_imdb_reviews_join_training_with_their_reviews_labe
     assert {r.source for r in chosen["valid"]} == {"rotten_tomatoes"}  # validated on what it is meant for
 
 
+def test_weight_averaging_keeps_the_mean_of_the_late_steps(tmp_path, tiny_splits, monkeypatch):
+    after_each_step = []
+    def recording(optimizer, model, clip):
+        norm = real_clip_and_step(optimizer, model, clip)
+        after_each_step.append({name: p.detach().clone() for name, p in model.named_parameters()})
+        return norm
+    real_clip_and_step = train.clip_and_step
+    monkeypatch.setattr(train, "clip_and_step", recording)
+    args = train.parse_args(["sentiment", "--vocab-size", "300", "--hidden-size", "16", "--epochs", "6", "--batch-size",
+                             "8", "--lr", "2e-2", "--dropout", "0", "--average-from", "0.75"])
+    result = train.train(args, tiny_splits)
+    average = result.recipe["weight_average"]
+    # 6 epochs of 8 steps: the last quarter is averaged (progress 0.75 is reached after step 36 of 48).
+    assert len(after_each_step) == 48 and average["steps"] == 13, average
+    assert average["kept"] and average["valid_accuracy"] >= max(e["valid_accuracy"] for e in result.recipe["history"])
+    for name, param in result.model.named_parameters():
+        expected = torch.stack([step[name] for step in after_each_step[-average["steps"]:]]).mean(0)
+        torch.testing.assert_close(param, expected)
+        assert not torch.allclose(param, after_each_step[-1][name])  # not simply the last step's weights
+    train.save(result.model, result.tokenizer, tmp_path / "clf", result.recipe)
+    assert "weights averaged over the last 13 steps" in (tmp_path / "clf" / "README.md").read_text()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_bf16_training_on_the_gpu(tmp_path, tiny_splits):
     args = train.parse_args(["nextword", "--vocab-size", "300", "--hidden-size", "32", "--batch-size", "4", "--bptt",
