@@ -49,6 +49,15 @@ def last_sentence(text: str, min_words: int = 4, max_words: int = 40) -> str | N
     return sentences[-1] if min_words <= words <= max_words else None
 
 
+def contrast(first: str, second: str) -> str:
+    """The two texts as one contrast, "first, but second" (a capital that only opens the second is lowered)."""
+    first = first.strip().rstrip(".!?").rstrip()
+    second = second.strip()
+    if re.match(r"[A-Z][a-z]", second):
+        second = second[0].lower() + second[1:]
+    return f"{first}, but {second}"
+
+
 def casual(text: str) -> str:
     """How people type into a demo box: lower case, no punctuation."""
     text = text.lower().translate(str.maketrans("", "", string.punctuation))

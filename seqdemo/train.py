@@ -44,7 +44,7 @@ from seqdemo.evaluate import accuracy_by_source
 from seqdemo.hub import load_model
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 from seqdemo.sentiment import SentimentPipeline
-from seqdemo.text import casual, head_and_tail, last_sentence, pad_batch
+from seqdemo.text import casual, contrast, head_and_tail, last_sentence, pad_batch
 from seqdemo.tokenizer import Tokenizer
 
 
@@ -136,13 +136,17 @@ class SentimentConfig(TrainConfig):
                                  "same rows in every run, and a smaller share's rows are part of a larger one's)")
     closing_sentences: int = flag(0, "add the closing sentences of this many IMDB training reviews as short texts "
                                   "labelled with their review's verdict (distant supervision)")
+    contrast_pairs: int = flag(0, "add this many contrasts 'A, but B' joined from two short training texts of opposite "
+                               "verdicts, labelled with B's: the clause after 'but' carries a contrast's verdict (the "
+                               "A-but-B rule of Hu et al. 2016, \"Harnessing Deep Neural Networks with Logic Rules\")")
     average_from: float = flag(1.0, "share of training after which the weights are also averaged, step by step "
-                               "(stochastic weight averaging: Izmailov et al. 2018, \"Averaging Weights Leads to Wider "
-                               "Optima\"); the average replaces the best epoch if it validates at least as well (1: off)")
+                               "(stochastic weight averaging: Izmailov et al. 2018, \"Averaging Weights Leads to "
+                               "Wider Optima\"); the average replaces the best epoch if it validates at least as well "
+                               "(1: off)")
 
     def select(self, splits: dict[str, list[Review]]) -> dict[str, list[Review]]:
         """The training and validation rows of --sources, --train-fraction of each source's training rows, and
-        --closing-sentences."""
+        --closing-sentences, and --contrast-pairs made of the short ones."""
         def shuffled(source: str) -> list[Review]:
             # Row-hash order is a fixed shuffle, so a share's rows are the first ones of every larger share.
             return sorted((r for r in splits["train"] if r.source == source), key=row_hash)
@@ -155,6 +159,14 @@ class SentimentConfig(TrainConfig):
         train = [r for r in splits["train"] if r in kept]  # in the split's order, so all rows train as before
         reviews = shuffled("imdb")[: self.closing_sentences]
         train += [Review(last, r.label, "imdb closing sentence") for r in reviews if (last := last_sentence(r.text))]
+        short = [[r for r in train if r.source != "imdb" and r.label == label] for label in range(len(LABELS))]
+        if self.contrast_pairs and not all(short):
+            raise SystemExit("--contrast-pairs needs short texts of both verdicts: RT sentences or --closing-sentences")
+        draw = random.Random(self.seed)
+        for _ in range(self.contrast_pairs):
+            second = draw.choice(short[0] + short[1])
+            first = draw.choice(short[1 - second.label])
+            train.append(Review(contrast(first.text, second.text), second.label, "contrast pair"))
         return {**splits, "train": train, "valid": [r for r in splits["valid"] if r.source in sources]}
 
 

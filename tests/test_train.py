@@ -11,7 +11,7 @@ import torch
 from seqdemo import train
 from seqdemo.data import Review
 from seqdemo.hub import load_folder
-from seqdemo.text import last_sentence, pad_batch
+from seqdemo.text import contrast, last_sentence, pad_batch
 
 POSITIVE = ["I loved it, a wonderful film.", "Brilliant acting and a great story.", "A moving, beautiful movie."]
 NEGATIVE = ["I hated it, a terrible film.", "Dull acting and a boring story.", "An awful, ugly movie."]
@@ -243,6 +243,25 @@ def test_weight_averaging_keeps_the_mean_of_the_late_steps(tmp_path, tiny_splits
         assert not torch.allclose(param, after_each_step[-1][name])  # not simply the last step's weights
     train.save(result.model, result.tokenizer, tmp_path / "clf", result.recipe)
     assert "weights averaged over the last 13 steps" in (tmp_path / "clf" / "README.md").read_text()
+
+
+def test_contrast_pairs_join_two_short_texts_of_opposite_verdicts_and_take_the_second_ones():
+    assert contrast("The plot is thin.", "The acting saved it") == "The plot is thin, but the acting saved it"
+    assert contrast("a dull film !", "I loved the score.") == "a dull film, but I loved the score."
+    sentences = [Review(f"sentence {i} is {'good' if i % 2 else 'bad'} .", i % 2, "rotten_tomatoes") for i in range(10)]
+    reviews = [Review(f"A review. Its verdict {i} is {'good' if i % 2 else 'bad'}.", i % 2, "imdb") for i in range(6)]
+    splits = {"train": reviews + sentences, "valid": sentences[:4], "test": []}
+    chosen = train.parse_args(["sentiment", "--closing-sentences", "6", "--contrast-pairs", "200"]).select(splits)
+    pairs = [r for r in chosen["train"] if r.source == "contrast pair"]
+    assert len(pairs) == 200 and len(chosen["train"]) == 16 + 6 + 200
+    short = {r.text.rstrip(" .") for r in chosen["train"] if r.source in ("rotten_tomatoes", "imdb closing sentence")}
+    for pair in pairs:
+        first, second = pair.text.split(", but ")
+        assert first in short and second.rstrip(" .").capitalize() in {t.capitalize() for t in short}
+        assert ("good" in first) != ("good" in second)  # opposite verdicts
+        assert pair.label == ("good" in second)  # and the second one's counts
+    assert {pair.text.split(", but ")[0] for pair in pairs} >= {"Its verdict 1 is good", "sentence 0 is bad"}
+    assert not any(r.source == "imdb" and "but" in r.text for r in chosen["train"])  # long reviews are not paired
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
