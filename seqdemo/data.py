@@ -33,7 +33,7 @@ LABELS = ("negative", "positive")
 class Review:
     text: str
     label: int  # 0 negative, 1 positive
-    source: str  # "imdb" or "rotten_tomatoes" (training may add "imdb closing sentence": seqdemo.train)
+    source: str  # "imdb" or "rotten_tomatoes" (training adds "imdb closing sentence", "contrast pair": seqdemo.train)
 
     @property
     def key(self) -> str:

@@ -145,8 +145,8 @@ class SentimentConfig(TrainConfig):
                                "(1: off)")
 
     def select(self, splits: dict[str, list[Review]]) -> dict[str, list[Review]]:
-        """The training and validation rows of --sources, --train-fraction of each source's training rows, and
-        --closing-sentences, and --contrast-pairs made of the short ones."""
+        """The training and validation rows of --sources and --train-fraction of each source's training rows, plus
+        --closing-sentences and --contrast-pairs made of the short ones."""
         def shuffled(source: str) -> list[Review]:
             # Row-hash order is a fixed shuffle, so a share's rows are the first ones of every larger share.
             return sorted((r for r in splits["train"] if r.source == source), key=row_hash)
@@ -162,9 +162,9 @@ class SentimentConfig(TrainConfig):
         short = [[r for r in train if r.source != "imdb" and r.label == label] for label in range(len(LABELS))]
         if self.contrast_pairs and not all(short):
             raise SystemExit("--contrast-pairs needs short texts of both verdicts: RT sentences or --closing-sentences")
-        draw = random.Random(self.seed)
+        both, draw = short[0] + short[1], random.Random(self.seed)
         for _ in range(self.contrast_pairs):
-            second = draw.choice(short[0] + short[1])
+            second = draw.choice(both)
             first = draw.choice(short[1 - second.label])
             train.append(Review(contrast(first.text, second.text), second.label, "contrast pair"))
         return {**splits, "train": train, "valid": [r for r in splits["valid"] if r.source in sources]}
@@ -507,7 +507,8 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
         return validate(model, f"epoch {epoch}"), speed
 
     best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
-    extra = {}
+    extra = {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
+             "casual_copies": len(casual_rows), **previous_runs(config)}
     if average is not None and average.n_averaged > 0:
         value = round(validate(average.module, f"average of {average.n_averaged} steps"), 4)
         kept = value >= max(e.metric for e in history)
@@ -515,8 +516,6 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
             best.load_state_dict(average.module.state_dict())
         extra["weight_average"] = {"from": config.average_from, "steps": int(average.n_averaged),
                                    "valid_accuracy": value, "kept": kept}
-    extra |= {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
-             "casual_copies": len(casual_rows), **previous_runs(config)}
     backward_record = training_record(config.backward_from)
     if backward_record:  # the backward LM is not shipped: keep its recipe here
         extra["backward_lm"] = backward_record
