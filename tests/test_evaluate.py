@@ -88,6 +88,24 @@ def test_sources_limit_what_is_measured(folders, monkeypatch):
     assert set(metrics["results"]) == {"accuracy imdb"} and metrics["test rows"] == len(TEXTS)
 
 
+def test_split_valid_measures_the_validation_rows_and_leaves_the_test_record_alone(folders, monkeypatch, capsys):
+    pipeline = load_folder("sentiment", folders["sentiment"], device="cpu")
+    predicted = [pipeline.labels.index(p["label"]) for p in pipeline.predict(TEXTS)]
+    valid = [Review(t, label, "imdb") for t, label in zip(TEXTS, predicted)]  # all right on IMDB
+    valid += [Review(t, 1 - label, "rotten_tomatoes") for t, label in zip(TEXTS[:4], predicted)]  # all wrong on RT
+    test = [Review(t, 0, "imdb") for t in TEXTS]
+    monkeypatch.setattr(evaluate, "load_splits", lambda: {"train": test, "valid": valid, "test": test})
+    card_before = (folders["sentiment"] / "README.md").read_bytes()
+    assert not (folders["sentiment"] / "metrics.json").exists()
+    evaluate.main([str(folders["sentiment"]), "--device", "cpu", "--no-baseline", "--split", "valid"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["valid rows"] == len(valid)
+    assert printed["results"]["accuracy imdb"] == 1.0 and printed["results"]["accuracy rotten_tomatoes"] == 0.0
+    assert printed["results"]["mean over sources"] == 0.5  # per source, not per row (that would be 0.6)
+    assert not (folders["sentiment"] / "metrics.json").exists()
+    assert (folders["sentiment"] / "README.md").read_bytes() == card_before
+
+
 def test_a_config_without_a_kind_is_refused():
     from seqdemo.card import kind_of
 
