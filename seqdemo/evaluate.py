@@ -37,11 +37,16 @@ def accuracy_by_source(pipeline, reviews: list[Review]) -> dict[str, float]:
     }
 
 
+def mean_over_sources(by_source: dict[str, float]) -> float:
+    """The number training picks its epoch by: the short RT sentences count as much as the reviews."""
+    return sum(by_source.values()) / len(by_source)
+
+
 def sentiment_metrics(pipeline, rows: list[Review], with_mean: bool = False) -> dict[str, float]:
     by_source = accuracy_by_source(pipeline, rows)
     results = {f"accuracy {source}": value for source, value in by_source.items()}
-    if with_mean:  # the number training picks its epoch by: the short RT sentences count as much as the reviews
-        results["mean over sources"] = round(sum(by_source.values()) / len(by_source), 4)
+    if with_mean:
+        results["mean over sources"] = round(mean_over_sources(by_source), 4)
     # Short sentences as people type them into a demo: lower case, no punctuation.
     typed = [Review(casual(r.text) or r.text, r.label, r.source) for r in rows if r.source == "rotten_tomatoes"]
     if typed:

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from seqdemo.card import TRAINING_FILE, write_model_card
 from seqdemo.data import LABELS, Review, load_splits, row_hash
 from seqdemo.device import device_name, pick_device
-from seqdemo.evaluate import accuracy_by_source
+from seqdemo.evaluate import accuracy_by_source, mean_over_sources
 from seqdemo.hub import load_model
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 from seqdemo.sentiment import SentimentPipeline
@@ -477,7 +477,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
         candidate.eval()
         valid = accuracy_by_source(SentimentPipeline(candidate, tokenizer, device, source="training"), splits["valid"])
         tqdm.write(f"{name}: valid accuracy {valid}")
-        return sum(valid.values()) / len(valid)  # the mean over sources, so the short RT sentences count
+        return mean_over_sources(valid)
 
     def train_epoch(epoch: int, deadline: float) -> tuple[float, int]:
         model.train()
