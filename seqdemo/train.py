@@ -535,6 +535,15 @@ def resume(model_class, config: TrainConfig, **regularisation):
     return model, Tokenizer.load(folder)
 
 
+def with_resumed_architecture(config: TrainConfig) -> TrainConfig:
+    """The config with the resumed checkpoint's shape (hidden size, layers, vocabulary, max tokens, pooling), which a
+    --resume keeps whatever the flags say, so that training.json records the model that was trained."""
+    saved = json.loads((Path(config.resume) / "config.json").read_text())
+    names = ("hidden_size", "num_layers", "vocab_size", "max_tokens", "pooling")
+    shape = {name: saved[name] for name in names if name in saved and hasattr(config, name)}
+    return dataclasses.replace(config, **shape)
+
+
 def training_record(folder: Path | None) -> dict | None:
     """A checkpoint folder's training.json, so that the runs a model came from stay on record (None without one)."""
     path = Path(folder or "") / TRAINING_FILE
@@ -589,6 +598,8 @@ def train(config: TrainConfig, splits: dict[str, list[Review]], checkpoint: Call
         torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in float32
     precision = pick_precision(config.precision, device)
     config = dataclasses.replace(config, precision=precision)
+    if config.resume:
+        config = with_resumed_architecture(config)
     splits = config.select(splits)
     started = time.time()
     def recipe(model, history: list[Epoch], extra: dict) -> dict:

@@ -85,6 +85,9 @@ def test_a_classifier_resumes_from_its_checkpoint(tmp_path, tiny_splits):
     more = ["sentiment", "--resume", str(tmp_path / "clf"), "--epochs", "1", "--lr", "0", "--weight-storage", "float32"]
     resumed = train.train(train.parse_args(more), tiny_splits)
     assert (resumed.model.rnn.hidden_size, resumed.model.pooling, resumed.model.max_tokens) == (16, "mean", 64)
+    settings = resumed.recipe["settings"]  # training.json records that model, not the flags' defaults
+    assert (settings["hidden_size"], settings["pooling"], settings["max_tokens"]) == (16, "mean", 64)
+    assert settings["vocab_size"] == resumed.tokenizer.vocab_size
     for name, value in base.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0)
     best = max(epoch["valid_accuracy"] for epoch in base.recipe["history"])
