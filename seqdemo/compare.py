@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from seqdemo.data import LABELS, Review, load_splits
+from seqdemo.evaluate import accuracy_by_source, mean_over_sources
 from seqdemo.hub import CheckpointError, load_model
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 from seqdemo.sentiment import SentimentPipeline
@@ -305,10 +306,6 @@ def per_source(answers: list[bool], reviews: list[Review]) -> dict[str, float]:
             for source in sorted({r.source for r in reviews})}
 
 
-def accuracy_per_source(pipeline: SentimentPipeline, reviews: list[Review]) -> dict[str, float]:
-    return per_source(correct(pipeline, reviews), reviews)
-
-
 def train_run(name: str, seed: int, settings: CompareSettings, data: Data, embedding: torch.nn.Embedding,
               device: torch.device) -> tuple[SentimentClassifier, dict]:
     """Trains one variant with one seed for run_minutes (or max_steps); returns the model and its training
@@ -325,9 +322,9 @@ def train_run(name: str, seed: int, settings: CompareSettings, data: Data, embed
 
     def validate() -> float:
         model.eval()
-        valid = accuracy_per_source(pipeline, data.valid)
+        valid = accuracy_by_source(pipeline, data.valid)
         model.train()
-        return round(sum(valid.values()) / len(valid), 4)
+        return round(mean_over_sources(valid), 4)
 
     bar = tqdm(total=round(budget), desc=f"{name} seed {seed}", unit="s", dynamic_ncols=True, leave=False)
     model.train()
@@ -369,7 +366,7 @@ def evaluate_run(model: SentimentClassifier, data: Data, device: torch.device) -
     by_source = per_source(answers, data.test)
     by_length = {bucket: mean_accuracy([a for a, b in zip(answers, data.test_buckets) if b == bucket])
                  for bucket in LENGTH_BUCKETS}
-    train_accuracy = accuracy_per_source(pipeline, data.train_check)
+    train_accuracy = mean_over_sources(accuracy_by_source(pipeline, data.train_check))
     with torch.no_grad():
         pipeline.predict(data.timing[0])  # warm-up
         started = time.perf_counter()
@@ -378,7 +375,7 @@ def evaluate_run(model: SentimentClassifier, data: Data, device: torch.device) -
         inference_ms = (time.perf_counter() - started) * 1000 / len(data.timing)
     return {
         "test_accuracy": by_source, "imdb_accuracy_by_length": by_length,
-        "train_accuracy": round(sum(train_accuracy.values()) / len(train_accuracy), 4),
+        "train_accuracy": round(train_accuracy, 4),
         "inference_ms": round(inference_ms, 2),
     }
 
