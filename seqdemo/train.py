@@ -529,16 +529,17 @@ def resume(model_class, config: TrainConfig, **regularisation):
     """A checkpoint's model (its architecture, this run's regularisation and weight storage) and its tokenizer, to
     train further. The weights load as stored (float16 or int8)."""
     folder = Path(config.resume)
-    if json.loads((folder / "config.json").read_text()).get("kind", config.kind) != config.kind:
-        raise SystemExit(f"--resume {folder} is not a {config.kind} checkpoint")
     model = load_model(model_class, folder, **regularisation, weight_storage=config.weight_storage)
     return model, Tokenizer.load(folder)
 
 
 def with_resumed_architecture(config: TrainConfig) -> TrainConfig:
     """The config with the resumed checkpoint's shape (hidden size, layers, vocabulary, max tokens, pooling), which a
-    --resume keeps whatever the flags say, so that training.json records the model that was trained."""
+    --resume keeps whatever the flags say, so that training.json records the model that was trained. A checkpoint
+    of another kind is refused here, before any data is prepared."""
     saved = json.loads((Path(config.resume) / "config.json").read_text())
+    if saved.get("kind", config.kind) != config.kind:
+        raise SystemExit(f"--resume {config.resume} is not a {config.kind} checkpoint")
     names = ("hidden_size", "num_layers", "vocab_size", "max_tokens", "pooling")
     shape = {name: saved[name] for name in names if name in saved and hasattr(config, name)}
     return dataclasses.replace(config, **shape)
