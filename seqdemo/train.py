@@ -139,6 +139,9 @@ class SentimentConfig(TrainConfig):
     contrast_pairs: int = flag(0, "add this many contrasts 'A, but B' joined from two short training texts of opposite "
                                "verdicts, labelled with B's: the clause after 'but' carries a contrast's verdict (the "
                                "A-but-B rule of Hu et al. 2016, \"Harnessing Deep Neural Networks with Logic Rules\")")
+    contrast_from: str = flag("short", "which short texts --contrast-pairs joins: 'short' (Rotten Tomatoes sentences "
+                              "and --closing-sentences) or 'rotten_tomatoes' (the hand-labelled sentences alone, whose "
+                              "verdicts are cleaner than a closing sentence's borrowed one)")
     average_from: float = flag(1.0, "share of training after which the weights are also averaged, step by step "
                                "(stochastic weight averaging: Izmailov et al. 2018, \"Averaging Weights Leads to "
                                "Wider Optima\"); the average replaces the best epoch if it validates at least as well "
@@ -159,9 +162,12 @@ class SentimentConfig(TrainConfig):
         train = [r for r in splits["train"] if r in kept]  # in the split's order, so all rows train as before
         reviews = shuffled("imdb")[: self.closing_sentences]
         train += [Review(last, r.label, "imdb closing sentence") for r in reviews if (last := last_sentence(r.text))]
-        short = [[r for r in train if r.source != "imdb" and r.label == label] for label in range(len(LABELS))]
+        def pairable(r: Review) -> bool:
+            return r.source != "imdb" if self.contrast_from == "short" else r.source == self.contrast_from
+
+        short = [[r for r in train if pairable(r) and r.label == label] for label in range(len(LABELS))]
         if self.contrast_pairs and not all(short):
-            raise SystemExit("--contrast-pairs needs short texts of both verdicts: RT sentences or --closing-sentences")
+            raise SystemExit(f"--contrast-pairs needs texts of both verdicts (--contrast-from {self.contrast_from})")
         both, draw = short[0] + short[1], random.Random(self.seed)
         for _ in range(self.contrast_pairs):
             second = draw.choice(both)
@@ -172,6 +178,7 @@ class SentimentConfig(TrainConfig):
 
 CONFIGS = {config.kind: config for config in (NextWordConfig, SentimentConfig)}
 CHOICES = {"precision": ["auto", "bf16", "fp32"], "pooling": ["max", "mean", "last"],
+           "contrast_from": ["short", "rotten_tomatoes"],
            "weight_storage": ["float32", "float16", "int8"]}
 
 

@@ -265,6 +265,10 @@ def test_contrast_pairs_join_two_short_texts_of_opposite_verdicts_and_take_the_s
         assert pair.label == ("good" in second)  # and the second one's counts
     assert {pair.text.split(", but ")[0] for pair in pairs} >= {"Its verdict 1 is good", "sentence 0 is bad"}
     assert not any(r.source == "imdb" and "but" in r.text for r in chosen["train"])  # long reviews are not paired
+    rt_only = train.parse_args(["sentiment", "--closing-sentences", "6", "--contrast-pairs", "200",
+                                "--contrast-from", "rotten_tomatoes"]).select(splits)
+    pairs = [r.text for r in rt_only["train"] if r.source == "contrast pair"]
+    assert len(pairs) == 200 and all(p.startswith("sentence") and ", but sentence" in p for p in pairs)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
