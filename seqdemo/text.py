@@ -41,12 +41,20 @@ def head_and_tail(ids: list[int], max_tokens: int) -> list[int]:
     return ids[:head] + ids[len(ids) - (max_tokens - head) :]
 
 
-def last_sentence(text: str, min_words: int = 4, max_words: int = 40) -> str | None:
-    """A review's closing sentence, where its verdict usually sits ("A must see."), if it has min_words to
-    max_words words (None otherwise: a closing "10/10" says little, a run-on one is no short text)."""
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
-    words = len(re.findall(r"\w+", sentences[-1])) if sentences else 0
-    return sentences[-1] if min_words <= words <= max_words else None
+def sentences(text: str) -> list[str]:
+    """The text's sentences, split after . ! or ? (good enough for reviews; no abbreviation rules)."""
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
+def short_enough(sentence: str, min_words: int = 4, max_words: int = 40) -> bool:
+    """Whether a sentence is a short text that says something: "10/10" says little, a run-on one is no short text."""
+    return min_words <= len(re.findall(r"\w+", sentence)) <= max_words
+
+
+def last_sentence(text: str) -> str | None:
+    """A review's closing sentence, where its verdict usually sits ("A must see."), if it is `short_enough`."""
+    found = sentences(text)
+    return found[-1] if found and short_enough(found[-1]) else None
 
 
 def contrast(first: str, second: str) -> str:

@@ -44,7 +44,7 @@ from seqdemo.evaluate import accuracy_by_source, mean_over_sources
 from seqdemo.hub import load_model
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 from seqdemo.sentiment import SentimentPipeline
-from seqdemo.text import casual, contrast, head_and_tail, last_sentence, pad_batch
+from seqdemo.text import casual, contrast, head_and_tail, last_sentence, pad_batch, sentences, short_enough
 from seqdemo.tokenizer import Tokenizer
 
 
@@ -142,6 +142,12 @@ class SentimentConfig(TrainConfig):
     contrast_from: str = flag("short", "which short texts --contrast-pairs joins: 'short' (Rotten Tomatoes sentences "
                               "and --closing-sentences) or 'rotten_tomatoes' (the hand-labelled sentences alone, whose "
                               "verdicts are cleaner than a closing sentence's borrowed one)")
+    review_sentences: int = flag(0, "add this many sentences from inside the IMDB training reviews (not their closing "
+                                 "ones), each labelled softly by two witnesses: the resumed classifier (the teacher) "
+                                 "and its review's verdict (self-training with distant supervision; needs --resume)")
+    review_odds: float = flag(6.0, "how many times likelier a sentence is to share its review's verdict than not: the "
+                              "review's weight as a witness (a sentence the teacher reads as 0.5 gets 6/7 towards its "
+                              "review's verdict)")
     average_from: float = flag(1.0, "share of training after which the weights are also averaged, step by step "
                                "(stochastic weight averaging: Izmailov et al. 2018, \"Averaging Weights Leads to "
                                "Wider Optima\"); the average replaces the best epoch if it validates at least as well "
@@ -149,7 +155,7 @@ class SentimentConfig(TrainConfig):
 
     def select(self, splits: dict[str, list[Review]]) -> dict[str, list[Review]]:
         """The training and validation rows of --sources and --train-fraction of each source's training rows, plus
-        --closing-sentences and --contrast-pairs made of the short ones."""
+        --closing-sentences, --review-sentences and --contrast-pairs made of the short ones."""
         def shuffled(source: str) -> list[Review]:
             # Row-hash order is a fixed shuffle, so a share's rows are the first ones of every larger share.
             return sorted((r for r in splits["train"] if r.source == source), key=row_hash)
@@ -162,6 +168,9 @@ class SentimentConfig(TrainConfig):
         train = [r for r in splits["train"] if r in kept]  # in the split's order, so all rows train as before
         reviews = shuffled("imdb")[: self.closing_sentences]
         train += [Review(last, r.label, "imdb closing sentence") for r in reviews if (last := last_sentence(r.text))]
+        inner = [Review(s, r.label, "imdb review sentence") for r in shuffled("imdb")
+                 for s in sentences(r.text)[:-1] if short_enough(s)]
+        train += random.Random(self.seed).sample(inner, min(self.review_sentences, len(inner)))
         def pairable(r: Review) -> bool:
             return r.source != "imdb" if self.contrast_from == "short" else r.source == self.contrast_from
 
@@ -426,6 +435,22 @@ def transfer_from_language_model(
     return copied
 
 
+def review_sentence_targets(teacher, tokenizer, device, rows: list[Review], odds: float) -> dict[Review, float]:
+    """P(positive) for each sentence taken from inside a review, from two witnesses taken as independent (Bayes'
+    rule): the teacher's odds that it is positive, times `odds` towards its review's verdict. A review's label alone
+    is a poor label for its sentences (a good film's review still says the plot is thin), the teacher alone only
+    repeats what it knows; together the review settles what the teacher is unsure of."""
+    teacher.eval()
+    pipeline = SentimentPipeline(teacher, tokenizer, device, source="teacher")
+    predictions = pipeline.predict([r.text for r in rows], batch_size=128)
+    targets = {}
+    for row, prediction in zip(rows, predictions):
+        p = min(max(prediction["probabilities"][LABELS[1]], 1e-6), 1 - 1e-6)
+        logit = math.log(p / (1 - p)) + (1 if row.label else -1) * math.log(odds)
+        targets[row] = 1 / (1 + math.exp(-logit))
+    return targets
+
+
 def classifier_from_language_models(config: SentimentConfig, splits) -> tuple[SentimentClassifier, Tokenizer, list]:
     """A new classifier, started from the language models when --init-from names one (returns the copied
     parameters), else from scratch with a tokenizer of its own."""
@@ -461,6 +486,11 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     else:
         model, tokenizer, pretrained = classifier_from_language_models(config, splits)
     model.to(device)
+    inner = [r for r in splits["train"] if r.source == "imdb review sentence"]
+    if inner and not config.resume:
+        raise SystemExit("--review-sentences are labelled by the classifier being trained further: --resume one")
+    # Every other row's target is its label (probability 0 or 1 of the positive class).
+    soft_targets = review_sentence_targets(model, tokenizer, device, inner, config.review_odds) if inner else {}
     pretrained_ids = {id(p) for p in pretrained}
     new = [p for p in model.parameters() if id(p) not in pretrained_ids]
     optimizer = torch.optim.AdamW(
@@ -498,9 +528,9 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
             for param in pretrained:
                 param.requires_grad_(schedule.progress >= config.unfreeze_after)
             ids, lengths = pad_batch(same_length([e[0] for e in batch]), tokenizer.pad_id)
-            labels = torch.tensor([e[1].label for e in batch], device=device)
+            positive = torch.tensor([soft_targets.get(e[1], float(e[1].label)) for e in batch], device=device)
             with autocast(device, config.precision):
-                loss = F.cross_entropy(model(ids.to(device), lengths).float(), labels)
+                loss = F.cross_entropy(model(ids.to(device), lengths).float(), torch.stack([1 - positive, positive], 1))
             loss.backward()
             clip_and_step(optimizer, model, config.clip)
             schedule.step()
@@ -516,6 +546,9 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
     extra = {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
              "casual_copies": len(casual_rows), **previous_runs(config)}
+    if soft_targets:
+        agree = sum((t > 0.5) == bool(r.label) for r, t in soft_targets.items()) / len(soft_targets)
+        extra["review_sentences"] = {"count": len(inner), "share_labelled_as_their_review": round(agree, 4)}
     if average is not None and average.n_averaged > 0:
         value = round(validate(average.module, f"average of {average.n_averaged} steps"), 4)
         kept = value >= max(e.metric for e in history)

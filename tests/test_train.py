@@ -11,7 +11,7 @@ import torch
 from seqdemo import train
 from seqdemo.data import Review
 from seqdemo.hub import load_folder
-from seqdemo.text import contrast, last_sentence, pad_batch
+from seqdemo.text import contrast, last_sentence, pad_batch, sentences
 
 POSITIVE = ["I loved it, a wonderful film.", "Brilliant acting and a great story.", "A moving, beautiful movie."]
 NEGATIVE = ["I hated it, a terrible film.", "Dull acting and a boring story.", "An awful, ugly movie."]
@@ -209,6 +209,7 @@ def test_a_reviews_closing_sentence_is_its_last_short_one():
     assert last_sentence("Great cast. 10/10") is None  # too short to say anything
     assert last_sentence("Great cast. - - - - - - - -") is None  # punctuation is no words
     assert last_sentence("Fine. " + "word " * 50) is None  # a run-on tail is no short text
+    assert sentences("Is it good? Yes! It is. ") == ["Is it good?", "Yes!", "It is."]
 
 
 def test_closing_sentences_of_imdb_reviews_join_training_with_their_reviews_label():
@@ -269,6 +270,43 @@ def test_contrast_pairs_join_two_short_texts_of_opposite_verdicts_and_take_the_s
                                 "--contrast-from", "rotten_tomatoes"]).select(splits)
     pairs = [r.text for r in rt_only["train"] if r.source == "contrast pair"]
     assert len(pairs) == 200 and all(p.startswith("sentence") and ", but sentence" in p for p in pairs)
+
+
+def test_review_sentences_are_labelled_by_the_teacher_and_by_their_review(tmp_path, tiny_splits, monkeypatch):
+    reviews = [Review(" ".join(POSITIVE), 1, "imdb"), Review(" ".join(NEGATIVE), 0, "imdb")]
+    splits = {**tiny_splits, "train": tiny_splits["train"] + reviews * 4}
+    chosen = train.parse_args(["sentiment", "--review-sentences", "6"]).select(splits)
+    added = [r for r in chosen["train"] if r.source == "imdb review sentence"]
+    # Sentences from inside the reviews (never the closing one), each with its review's verdict.
+    assert len(added) == 6 and {(r.text, r.label) for r in added} <= {(t, 1) for t in POSITIVE[:2]} | {
+        (t, 0) for t in NEGATIVE[:2]}
+    first = ["sentiment", "--vocab-size", "300", "--hidden-size", "16", "--batch-size", "8", "--lr", "2e-2",
+             "--dropout", "0", "--weight-storage", "float32", "--epochs", "2"]
+    base = train.train(train.parse_args(first), tiny_splits)
+    teacher, tokenizer = base.model, base.tokenizer
+    rows = [Review(POSITIVE[0], 1, "imdb review sentence"), Review(POSITIVE[0], 0, "imdb review sentence")]
+    p = train.SentimentPipeline(teacher, tokenizer, torch.device("cpu"), "x").predict(POSITIVE[0])[0]
+    p = p["probabilities"]["positive"]
+    alone = train.review_sentence_targets(teacher, tokenizer, torch.device("cpu"), rows, odds=1)
+    assert alone[rows[0]] == pytest.approx(p) and alone[rows[1]] == pytest.approx(p)  # the review says nothing
+    both = train.review_sentence_targets(teacher, tokenizer, torch.device("cpu"), rows, odds=6)
+    odds = lambda q: q / (1 - q)
+    assert odds(both[rows[0]]) == pytest.approx(6 * odds(p)) and odds(both[rows[1]]) == pytest.approx(odds(p) / 6)
+    # Training reads those soft targets: a resumed run's loss sees targets strictly between 0 and 1.
+    train.save(base.model, base.tokenizer, tmp_path / "clf", base.recipe)
+    seen = []
+    def recording(logits, target, **kwargs):
+        seen.append(target.detach().clone())
+        return real_cross_entropy(logits, target, **kwargs)
+    real_cross_entropy = train.F.cross_entropy
+    monkeypatch.setattr(train.F, "cross_entropy", recording)
+    more = ["sentiment", "--resume", str(tmp_path / "clf"), "--epochs", "1", "--review-sentences", "8"]
+    resumed = train.train(train.parse_args(more), splits)
+    assert resumed.recipe["review_sentences"]["count"] == 8
+    targets = torch.cat(seen)
+    assert ((targets > 0.01) & (targets < 0.99)).any() and torch.allclose(targets.sum(1), torch.ones(len(targets)))
+    with pytest.raises(SystemExit, match="--resume"):
+        train.train(train.parse_args(first + ["--review-sentences", "8"]), splits)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
