@@ -168,9 +168,10 @@ class SentimentConfig(TrainConfig):
         train = [r for r in splits["train"] if r in kept]  # in the split's order, so all rows train as before
         reviews = shuffled("imdb")[: self.closing_sentences]
         train += [Review(last, r.label, "imdb closing sentence") for r in reviews if (last := last_sentence(r.text))]
-        inner = [Review(s, r.label, "imdb review sentence") for r in shuffled("imdb")
-                 for s in sentences(r.text)[:-1] if short_enough(s)]
-        train += random.Random(self.seed).sample(inner, min(self.review_sentences, len(inner)))
+        if self.review_sentences:
+            inner = [Review(s, r.label, "imdb review sentence") for r in shuffled("imdb")
+                     for s in sentences(r.text)[:-1] if short_enough(s)]
+            train += random.Random(self.seed).sample(inner, min(self.review_sentences, len(inner)))
         def pairable(r: Review) -> bool:
             return r.source != "imdb" if self.contrast_from == "short" else r.source == self.contrast_from
 
