@@ -166,10 +166,11 @@ class SentimentConfig(TrainConfig):
             rows = shuffled(source)
             kept.update(rows[: round(len(rows) * self.train_fraction)])
         train = [r for r in splits["train"] if r in kept]  # in the split's order, so all rows train as before
-        reviews = shuffled("imdb")[: self.closing_sentences]
-        train += [Review(last, r.label, "imdb closing sentence") for r in reviews if (last := last_sentence(r.text))]
+        reviews = shuffled("imdb")
+        train += [Review(last, r.label, "imdb closing sentence")
+                  for r in reviews[: self.closing_sentences] if (last := last_sentence(r.text))]
         if self.review_sentences:
-            inner = [Review(s, r.label, "imdb review sentence") for r in shuffled("imdb")
+            inner = [Review(s, r.label, "imdb review sentence") for r in reviews
                      for s in sentences(r.text)[:-1] if short_enough(s)]
             train += random.Random(self.seed).sample(inner, min(self.review_sentences, len(inner)))
         def pairable(r: Review) -> bool:
