@@ -148,6 +148,9 @@ class SentimentConfig(TrainConfig):
     review_odds: float = flag(6.0, "how many times likelier a sentence is to share its review's verdict than not: the "
                               "review's weight as a witness (a sentence the teacher reads as 0.5 gets 6/7 towards its "
                               "review's verdict)")
+    label_smoothing: float = flag(0.0, "share of each target spread evenly over both verdicts (0.1: a positive row's "
+                                  "target is 0.95 positive), so that sentences read many times are not pushed to "
+                                  "certainty (Szegedy et al. 2016, \"Rethinking the Inception Architecture\")")
     average_from: float = flag(1.0, "share of training after which the weights are also averaged, step by step "
                                "(stochastic weight averaging: Izmailov et al. 2018, \"Averaging Weights Leads to "
                                "Wider Optima\"); the average replaces the best epoch if it validates at least as well "
@@ -531,6 +534,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
                 param.requires_grad_(schedule.progress >= config.unfreeze_after)
             ids, lengths = pad_batch(same_length([e[0] for e in batch]), tokenizer.pad_id)
             positive = torch.tensor([soft_targets.get(e[1], float(e[1].label)) for e in batch], device=device)
+            positive = positive * (1 - config.label_smoothing) + config.label_smoothing / 2
             with autocast(device, config.precision):
                 loss = F.cross_entropy(model(ids.to(device), lengths).float(), torch.stack([1 - positive, positive], 1))
             loss.backward()

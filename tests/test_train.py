@@ -307,6 +307,11 @@ def test_review_sentences_are_labelled_by_the_teacher_and_by_their_review(tmp_pa
     assert ((targets > 0.01) & (targets < 0.99)).any() and torch.allclose(targets.sum(1), torch.ones(len(targets)))
     with pytest.raises(SystemExit, match="--resume"):
         train.train(train.parse_args(first + ["--review-sentences", "8"]), splits)
+    # --label-smoothing 0.2 moves every target a tenth of the way to the other verdict: a hard row's is 0.1 or 0.9.
+    seen.clear()
+    train.train(train.parse_args(more[:-2] + ["--label-smoothing", "0.2"]), splits)
+    targets = torch.cat(seen)[:, 1]
+    assert targets.min() == pytest.approx(0.1) and targets.max() == pytest.approx(0.9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
