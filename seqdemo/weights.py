@@ -13,6 +13,7 @@ a companion `NAME{SCALE_SUFFIX}` tensor is int8. Training picks the format (`pyt
 from __future__ import annotations
 
 import copy
+import tempfile
 from pathlib import Path
 
 import safetensors.torch
@@ -81,3 +82,12 @@ def load(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
         raise ValueError(f"scales without their weights: {', '.join(orphans)}")
     model.load_state_dict(state, strict=True)
     return model.float()
+
+
+def as_stored(model: torch.nn.Module, storage: str) -> torch.nn.Module:
+    """A copy of `model` with exactly the weights a checkpoint stored as `storage` loads back (int8 rounds every row),
+    so that training validates, and picks its best epoch by, the model it ships."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / WEIGHTS
+        save(model, path, storage)
+        return load(copy.deepcopy(model), path)

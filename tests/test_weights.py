@@ -42,6 +42,18 @@ def test_int8_checkpoint_is_smaller_and_predicts_the_same(tmp_path):
                                        atol=2e-2, rtol=0)
 
 
+def test_as_stored_gives_the_weights_the_checkpoint_loads(tmp_path):
+    model = classifier(weight_storage="int8")
+    stored = weights.as_stored(model, "int8")
+    model.save_pretrained(tmp_path)
+    loaded = load_model(SentimentClassifier, tmp_path)
+    for name, weight in stored.state_dict().items():
+        assert torch.equal(weight, loaded.state_dict()[name]), name
+    # int8 rounds the matrices; the model it was copied from keeps its own weights.
+    assert not torch.equal(stored.rnn.weight_ih_l0, model.rnn.weight_ih_l0)
+    assert model.rnn.weight_ih_l0.data_ptr() != stored.rnn.weight_ih_l0.data_ptr()
+
+
 def test_float16_keeps_the_language_models_tied_decoder(tmp_path):
     lm = NextWordLSTM(vocab_size=40, embed_dim=8, hidden_size=8)
     lm.save_pretrained(tmp_path)
