@@ -518,7 +518,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
 
     def validate(candidate, name: str) -> float:
         # The weights as the checkpoint will store them: int8 alone moved validation by 0.005 in a run.
-        stored = weights.as_stored(candidate, config.weight_storage).eval()
+        stored = weights.as_stored(candidate, candidate.weight_storage).eval()
         valid = accuracy_by_source(SentimentPipeline(stored, tokenizer, device, source="training"), splits["valid"])
         tqdm.write(f"{name}: valid accuracy {valid}")
         return mean_over_sources(valid)
