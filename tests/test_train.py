@@ -324,6 +324,36 @@ def test_review_sentences_are_labelled_by_the_teacher_and_by_their_review(tmp_pa
     assert targets.min() == pytest.approx(0.1) and targets.max() == pytest.approx(0.9)
 
 
+def test_adversarial_training_trains_on_the_embeddings_moved_up_the_loss(tiny_splits, monkeypatch):
+    first = ["sentiment", "--vocab-size", "300", "--hidden-size", "16", "--batch-size", "8", "--lr", "2e-2",
+             "--dropout", "0", "--weight-storage", "float32", "--epochs", "3"]
+    model = train.train(train.parse_args(first), tiny_splits).model.eval()
+    ids, lengths = torch.tensor([[5, 9, 17, 33, 2], [7, 7, 40, 3, 11]]), torch.tensor([5, 5])
+    targets = torch.tensor([1, 0])
+    embedded = model.embedding(ids).detach().requires_grad_()
+    loss = lambda e: train.F.cross_entropy(model.classify_embeddings(e, lengths), targets).item()
+    train.F.cross_entropy(model.classify_embeddings(embedded, lengths), targets).backward()
+    step = train.adversarial_step(embedded.grad, 0.5)
+    assert torch.allclose(step.flatten(1).norm(dim=1), torch.full((2,), 0.5))  # the size holds per text
+    noise = torch.randn(20, *step.shape)
+    random_steps = [0.5 * n / n.flatten(1).norm(dim=1).view(-1, 1, 1) for n in noise]
+    # Along the gradient the loss rises more than along any of 20 random moves of the same size.
+    assert loss(embedded + step) > max(loss(embedded + r) for r in random_steps) > loss(embedded) - 1
+
+    # With --adversarial each batch is read twice, the second time with a higher loss, and training still learns.
+    losses = []
+    def recording(logits, target, **kwargs):
+        value = real_cross_entropy(logits, target, **kwargs)
+        losses.append(value.item())
+        return value
+    real_cross_entropy = train.F.cross_entropy
+    monkeypatch.setattr(train.F, "cross_entropy", recording)
+    result = train.train(train.parse_args(first + ["--adversarial", "0.3", "--epochs", "4"]), tiny_splits)
+    clean, moved = losses[0::2], losses[1::2]
+    assert len(clean) == len(moved) >= 4 * 6 and all(m > c for c, m in zip(clean, moved))
+    assert result.recipe["history"][-1]["valid_accuracy"] == 1.0 and clean[-1] < clean[0] / 2
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_bf16_training_on_the_gpu(tmp_path, tiny_splits):
     args = train.parse_args(["nextword", "--vocab-size", "300", "--hidden-size", "32", "--batch-size", "4", "--bptt",
