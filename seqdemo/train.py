@@ -155,7 +155,7 @@ class SentimentConfig(TrainConfig):
     adversarial: float = flag(0.0, "also train on each batch with its embeddings moved, per text, along the loss's "
                               "gradient by this share of a token embedding's mean norm (adversarial training: Miyato "
                               "et al. 2017, \"Adversarial Training Methods for Semi-Supervised Text Classification\"; "
-                              "their 5.0 on unit-variance 256-d embeddings is about 0.3); a step costs about twice as much")
+                              "their 5.0 on unit-variance 256-d embeddings is about 0.3); each batch is then read twice")
     average_from: float = flag(1.0, "share of training after which the weights are also averaged, step by step "
                                "(stochastic weight averaging: Izmailov et al. 2018, \"Averaging Weights Leads to "
                                "Wider Optima\"); the average replaces the best epoch if it validates at least as well "
@@ -547,11 +547,12 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
             for param in pretrained:
                 param.requires_grad_(schedule.progress >= config.unfreeze_after)
             ids, lengths = pad_batch(same_length([e[0] for e in batch]), tokenizer.pad_id)
+            ids = ids.to(device)
             positive = torch.tensor([soft_targets.get(e[1], float(e[1].label)) for e in batch], device=device)
             positive = positive * (1 - config.label_smoothing) + config.label_smoothing / 2
             targets = torch.stack([1 - positive, positive], 1)
             with autocast(device, config.precision):
-                embedded = model.embedding(ids.to(device))
+                embedded = model.embedding(ids)
                 if config.adversarial:  # keep the loss's gradient at the embeddings, even while they are held fixed
                     embedded.requires_grad_().retain_grad()
                 loss = F.cross_entropy(model.classify_embeddings(embedded, lengths).float(), targets)
@@ -561,7 +562,7 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
                 # learn from both (the move itself is held fixed, as in Miyato et al.).
                 step = adversarial_step(embedded.grad, adversarial_size)
                 with autocast(device, config.precision):
-                    moved = model.embedding(ids.to(device)) + step
+                    moved = model.embedding(ids) + step
                     F.cross_entropy(model.classify_embeddings(moved, lengths).float(), targets).backward()
             clip_and_step(optimizer, model, config.clip)
             schedule.step()

@@ -337,8 +337,9 @@ def test_adversarial_training_trains_on_the_embeddings_moved_up_the_loss(tiny_sp
     assert torch.allclose(step.flatten(1).norm(dim=1), torch.full((2,), 0.5))  # the size holds per text
     noise = torch.randn(20, *step.shape)
     random_steps = [0.5 * n / n.flatten(1).norm(dim=1).view(-1, 1, 1) for n in noise]
-    # Along the gradient the loss rises more than along any of 20 random moves of the same size.
-    assert loss(embedded + step) > max(loss(embedded + r) for r in random_steps) > loss(embedded) - 1
+    # Along the gradient the loss rises, and more than along any of 20 random moves of the same size.
+    assert loss(embedded + step) > max(loss(embedded + r) for r in random_steps)
+    assert loss(embedded + step) > loss(embedded)
 
     # With --adversarial each batch is read twice, the second time with a higher loss, and training still learns.
     losses = []
