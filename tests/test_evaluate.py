@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seqdemo import evaluate
-from seqdemo.data import Review
+from seqdemo.data import CLOSING_SENTENCE, Review, closing_sentences
 from seqdemo.hub import load_folder
 
 
@@ -92,16 +92,21 @@ def test_split_valid_measures_the_validation_rows_and_leaves_the_test_record_alo
     pipeline = load_folder("sentiment", folders["sentiment"], device="cpu")
     predicted = [pipeline.labels.index(p["label"]) for p in pipeline.predict(TEXTS)]
     valid = [Review(t, label, "imdb") for t, label in zip(TEXTS, predicted)]  # all right on IMDB
-    valid += [Review(t, 1 - label, "rotten_tomatoes") for t, label in zip(TEXTS[:4], predicted)]  # all wrong on RT
+    valid += [Review(t, 1 - label, "rotten_tomatoes") for t, label in zip(TEXTS, predicted)]  # all wrong on RT
     test = [Review(t, 0, "imdb") for t in TEXTS]
     monkeypatch.setattr(evaluate, "load_splits", lambda: {"train": test, "valid": valid, "test": test})
     card_before = (folders["sentiment"] / "README.md").read_bytes()
     assert not (folders["sentiment"] / "metrics.json").exists()
     evaluate.main([str(folders["sentiment"]), "--device", "cpu", "--no-baseline", "--split", "valid"])
     printed = json.loads(capsys.readouterr().out)
-    assert printed["valid rows"] == len(valid)
-    assert printed["results"]["accuracy imdb"] == 1.0 and printed["results"]["accuracy rotten_tomatoes"] == 0.0
-    assert printed["results"]["mean over sources"] == 0.5  # per source, not per row (that would be 0.6)
+    # The closing sentences of the IMDB validation reviews are a source of their own (here each review is one
+    # sentence, so its closing sentence is itself, read right).
+    closing = closing_sentences(valid)
+    assert len(closing) == 2 and printed["valid rows"] == len(valid) + len(closing)
+    results = printed["results"]
+    assert results["accuracy imdb"] == 1.0 and results["accuracy rotten_tomatoes"] == 0.0
+    assert results[f"accuracy {CLOSING_SENTENCE}"] == 1.0
+    assert results["mean over sources"] == 0.6667  # per source, not per row (8 of 14)
     assert not (folders["sentiment"] / "metrics.json").exists()
     assert (folders["sentiment"] / "README.md").read_bytes() == card_before
 
