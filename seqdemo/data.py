@@ -55,8 +55,8 @@ def clean(text: str) -> str:
 
 def closing_sentences(reviews: list[Review]) -> list[Review]:
     """The closing sentence of each IMDB review, where its verdict usually sits ("A must see."), as a short text
-    labelled with its review's verdict (distant supervision): short texts to train on, and to validate on beside
-    the 426 Rotten Tomatoes validation sentences, too few to choose between close models."""
+    labelled with its review's verdict (distant supervision): training's --closing-sentences, and a validation
+    source of its own (seqdemo.evaluate.validation_rows)."""
     return [Review(last, r.label, CLOSING_SENTENCE)
             for r in reviews if r.source == "imdb" and (last := last_sentence(r.text))]
 

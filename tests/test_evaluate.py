@@ -99,8 +99,8 @@ def test_split_valid_measures_the_validation_rows_and_leaves_the_test_record_alo
     assert not (folders["sentiment"] / "metrics.json").exists()
     evaluate.main([str(folders["sentiment"]), "--device", "cpu", "--no-baseline", "--split", "valid"])
     printed = json.loads(capsys.readouterr().out)
-    # The closing sentences of the IMDB validation reviews are a source of their own (here each review is one
-    # sentence, so its closing sentence is itself, read right).
+    # The closing sentences of the IMDB validation reviews are a source of their own (here the two reviews long
+    # enough to have one are a single sentence, so each closing sentence is its review, read right).
     closing = closing_sentences(valid)
     assert len(closing) == 2 and printed["valid rows"] == len(valid) + len(closing)
     results = printed["results"]
