@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,10 +27,12 @@ from seqdemo.card import TRAINING_FILE, read_json
 from seqdemo.hub import CONFIG, MODEL_CLASS, TOKENIZER, load_folder, load_model
 
 
-def average(folders: list[Path]) -> dict[str, torch.Tensor]:
-    """The mean of the checkpoints' weights, each widened to float32 as it loads."""
-    states = [load_model(MODEL_CLASS["sentiment"], folder).state_dict() for folder in folders]
-    return {name: torch.stack([state[name] for state in states]).mean(dim=0) for name in states[0]}
+def average(folders: list[Path]) -> torch.nn.Module:
+    """The first checkpoint's model holding the mean of all the checkpoints' weights, each widened to float32."""
+    models = [load_model(MODEL_CLASS["sentiment"], folder) for folder in folders]
+    states = [model.state_dict() for model in models]
+    models[0].load_state_dict({name: torch.stack([state[name] for state in states]).mean(dim=0) for name in states[0]})
+    return models[0]
 
 
 def check_compatible(folders: list[Path]) -> None:
@@ -44,8 +47,7 @@ def check_compatible(folders: list[Path]) -> None:
 def write_soup(folders: list[Path], out: Path, record: dict) -> None:
     """A checkpoint folder holding the average of `folders`, stored as the first one is."""
     check_compatible(folders)
-    model = load_model(MODEL_CLASS["sentiment"], folders[0])
-    model.load_state_dict(average(folders))
+    model = average(folders)
     out.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG, TOKENIZER):
         shutil.copyfile(folders[0] / name, out / name)
@@ -92,7 +94,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     check_compatible(args.folders)
-    record = {"command": "python -m seqdemo.soup " + " ".join(argv if argv is not None else __import__("sys").argv[1:])}
+    record = {"command": "python -m seqdemo.soup " + " ".join(argv if argv is not None else sys.argv[1:])}
     folders = args.folders
     if args.greedy:
         from seqdemo.data import load_splits
