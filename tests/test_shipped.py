@@ -58,6 +58,10 @@ def test_the_model_cards_quote_the_measured_metrics():
             # Strict: the day a retrained checkpoint reads this contrast right, this mark must go.
             marks=pytest.mark.xfail(strict=True, reason="the CPU-trained shipped classifier reads it as negative"),
         ),
+        pytest.param(
+            "not bad at all", "positive",
+            marks=pytest.mark.xfail(strict=True, reason="the CPU-trained shipped classifier reads it as negative"),
+        ),
         ("not good at all", "negative"),
         ("Terrible acting, a boring plot and a waste of two hours.", "negative"),
         ("this was the worst film of the year", "negative"),
@@ -66,6 +70,47 @@ def test_the_model_cards_quote_the_measured_metrics():
 def test_obvious_sentences_are_classified_right(clf, text, label):
     assert clf.source.startswith("local checkpoints/sentiment")
     assert clf.predict(text)[0]["label"] == label
+
+
+# Negation and contrast probes, written by hand before the classifier was trained on the Sentiment Treebank, in
+# forms its phrases and seqdemo.data's negation templates do not use: what a visitor types to test "not".
+NEGATION_PROBES = [
+    # negated negatives
+    ("This was not a bad movie at all.", "positive"),
+    ("Never a dull moment.", "positive"),
+    ("I was not disappointed.", "positive"),
+    ("Not once did I look at my watch.", "positive"),
+    ("The film is not boring for a second.", "positive"),
+    ("Honestly, the ending was not predictable.", "positive"),
+    ("There is no weak performance in the whole cast.", "positive"),
+    ("I didn't regret watching it.", "positive"),
+    ("The jokes never fall flat.", "positive"),
+    ("You won't be bored.", "positive"),
+    # negated positives
+    ("This movie was not good.", "negative"),
+    ("I did not enjoy a single minute.", "negative"),
+    ("The story is not interesting at all.", "negative"),
+    ("Not funny, not clever, not worth it.", "negative"),
+    ("I wouldn't call it a great film.", "negative"),
+    ("The acting was never convincing.", "negative"),
+    # contrasts: the clause after "but" or "yet" carries the verdict
+    ("The first half drags, but the ending is wonderful.", "positive"),
+    ("Great cast, but the script is a mess.", "negative"),
+    ("It looks beautiful but it is painfully dull.", "negative"),
+    ("The effects are cheap but the story kept me hooked.", "positive"),
+    ("I expected to hate it, but I loved every minute.", "positive"),
+    ("Some good ideas, but the film never comes together.", "negative"),
+    ("The dialogue is clumsy, yet the performances carry it.", "positive"),
+    ("The trailer was exciting, but the movie is a letdown.", "negative"),
+]
+
+
+def test_negation_and_contrast_probes_are_mostly_right(clf):
+    """The bar of the negation issue: at least 90% of the hand-written probes right (all are listed when it fails)."""
+    texts = [text for text, _ in NEGATION_PROBES]
+    predicted = [p["label"] for p in clf.predict(texts)]
+    wrong = [(text, label) for (text, label), got in zip(NEGATION_PROBES, predicted) if got != label]
+    assert len(wrong) <= 0.1 * len(NEGATION_PROBES), wrong
 
 
 def test_next_words_of_an_ordinary_prompt_are_plausible(lm):
