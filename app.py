@@ -6,10 +6,10 @@
 Hugging Face Spaces runs `python app.py` as well, so the models load once, in `main()`, and the page is built
 around them by `build_demo(sentiment, nextword)`; tests build the same page around small models instead.
 
-Layout and thin handlers only: the numbers come from the pipelines and seqdemo.gates, the spans, tables and
-notes from seqdemo.presentation, the figures from seqdemo.plots. User text is never rendered as raw HTML: it
+Layout and thin handlers only: the numbers come from the pipelines and seqdemo.core.gates, the spans, tables and
+notes from seqdemo.web.presentation, the figures from seqdemo.web.plots. User text is never rendered as raw HTML: it
 reaches the page through Label, Textbox and Dataframe cells (all text), the coloured text of
-seqdemo.presentation.chips_html and plotly labels (both escaped), never through Markdown or an unescaped error
+seqdemo.web.presentation.chips_html and plotly labels (both escaped), never through Markdown or an unescaped error
 message.
 
 Every result is on the page when it opens (demo.load), an example click runs it, Enter in a text box runs it.
@@ -33,15 +33,16 @@ import time
 import gradio as gr
 
 import seqdemo
-from seqdemo import compare_view, gates, plots, serving
-from seqdemo import validate as valid
-from seqdemo import presentation as show
-from seqdemo.compare import DEFAULT_OUT as COMPARE_FOLDER
-from seqdemo.device import device_name, on_zero_gpu, zero_gpu_decorator
-from seqdemo.exports import ExportStore
-from seqdemo.generation import NextWordPipeline
-from seqdemo.presentation import IG_STEPS
-from seqdemo.sentiment import SentimentPipeline
+from seqdemo.core import gates
+from seqdemo.core import validate as valid
+from seqdemo.core.device import device_name, on_zero_gpu, zero_gpu_decorator
+from seqdemo.inference.generation import NextWordPipeline
+from seqdemo.inference.sentiment import SentimentPipeline
+from seqdemo.inference.variants import DEFAULT_OUT as COMPARE_FOLDER
+from seqdemo.web import compare_view, plots, serving
+from seqdemo.web import presentation as show
+from seqdemo.web.exports import ExportStore
+from seqdemo.web.presentation import IG_STEPS
 
 logger = logging.getLogger("seqdemo.app")
 
@@ -104,7 +105,7 @@ def error_message(error: Exception, name: str) -> str:
 
 def friendly(fn):
     """For the API: an error becomes a gr.Error carrying error_message. The messages never quote what was typed
-    (seqdemo.validate), so API callers get them as written; gradio shows them as HTML, so a "<" or "&" is escaped
+    (seqdemo.core.validate), so API callers get them as written; gradio shows them as HTML, so a "<" or "&" is escaped
     all the same."""
 
     def convert(error: Exception) -> gr.Error:
@@ -171,12 +172,12 @@ def inline_errors(fn, outputs: int):
 
 class Handlers:
     """What each button does, around the two loaded pipelines. Each one checks the page's input, asks the
-    pipeline, and hands the result to seqdemo.presentation or seqdemo.plots."""
+    pipeline, and hands the result to seqdemo.web.presentation or seqdemo.web.plots."""
 
     def __init__(self, sentiment: SentimentPipeline, nextword: NextWordPipeline,
                  variants: dict[str, SentimentPipeline] | None = None):
         self.sentiment, self.nextword = sentiment, nextword
-        # The inspector also opens the comparison's small variants it is given (the GRUs: seqdemo.compare_view).
+        # The inspector also opens the comparison's small variants it is given (the GRUs: seqdemo.web.compare_view).
         self.models = {"sentiment": sentiment, "nextword": nextword, **(variants or {})}
         self.exports = ExportStore(serving.export_folder())
         # The inspector's controls redraw from the same text: trace it once. A trace of 256 tokens holds every
@@ -230,7 +231,7 @@ class Handlers:
         max_new_tokens = valid.integer(max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
         seed = valid.seed(seed)
         seed = random.randrange(2**31) if seed is None else seed
-        # The library checks and coerces the other settings (seqdemo.generation.check_sampling).
+        # The library checks and coerces the other settings (seqdemo.inference.generation.check_sampling).
         stream = self.nextword.stream(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                                       top_p=top_p, seed=seed, whole_words=True)
         text, last = prompt, 0.0
@@ -326,7 +327,7 @@ class Handlers:
         return str(evt.row_value[0])
 
     def export(self, text: str, kind: str = "sentiment", fmt: str = "json") -> str:
-        """A file with every gate, cell and hidden value of the traced text (seqdemo.gates.to_json / to_npz)."""
+        """A file with every gate, cell and hidden value of the traced text (seqdemo.core.gates.to_json / to_npz)."""
         traced, _ = self.gate_trace(kind, text)
         return str(self.exports.write(traced, f"seqdemo-gates-{kind}.{fmt}", fmt))
 
@@ -610,12 +611,12 @@ class CompareHandlers:
 
 
 def build_compare_tab(comparison: compare_view.Comparison | None, unavailable: str) -> None:
-    """The Compare tab: the chapter's claims measured (python -m seqdemo.compare wrote them), and every variant
+    """The Compare tab: the chapter's claims measured (python -m seqdemo.experiments.compare wrote them), and every variant
     on the visitor's text. Without a usable comparison the tab says why in one sentence; the page works on."""
     h = CompareHandlers(comparison, unavailable)
     shown = comparison is not None
     # The variants are small and stay on the CPU (also on ZeroGPU): their handlers need no GPU wrapper, but they
-    # share the model queue (seqdemo.serving) with the others.
+    # share the model queue (seqdemo.web.serving) with the others.
     results, read_text = serving.model_handler(friendly(h.results)), serving.model_handler(friendly(h.read_text))
     initial = h.results() if shown else (None, "", None, None)
     # The page's example, read once as the page is built: the tab opens on a worked example, as the others do.
@@ -693,7 +694,7 @@ def launch_options() -> dict:
 def main(checkpoints: str | None = None) -> None:
     """Loads both models once (on the GPU when there is one) and serves the page. Gradio takes the address from
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860). `checkpoints`: the local fallback folder
-    (default: the project's checkpoints/; see seqdemo.hub.fetch_checkpoint)."""
+    (default: the project's checkpoints/; see seqdemo.inference.hub.fetch_checkpoint)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks, one line per request
     sentiment = seqdemo.load("sentiment", checkpoints=checkpoints)

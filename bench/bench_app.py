@@ -90,8 +90,8 @@ def checkpoints_present() -> bool:
 
 def stand_in_checkpoints(folder: Path) -> None:
     """Untrained models at the default (shipped) shapes, saved as checkpoints/ would hold them."""
-    from seqdemo.models import NextWordLSTM, SentimentClassifier
-    from seqdemo.tokenizer import Tokenizer
+    from seqdemo.core.models import NextWordLSTM, SentimentClassifier
+    from seqdemo.core.tokenizer import Tokenizer
 
     # Made-up words give the tokenizer enough material for a full-size vocabulary (output layer, sampling).
     rng = random.Random(0)
@@ -107,7 +107,7 @@ def stand_in_checkpoints(folder: Path) -> None:
 
 
 def load_pipelines(checkpoints: Path, device: str):
-    from seqdemo import hub
+    from seqdemo.inference import hub
 
     # No Hub repo configured: seqdemo.load reads <checkpoints>/<kind>.
     os.environ.pop("SEQDEMO_SENTIMENT_REPO", None)

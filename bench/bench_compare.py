@@ -1,4 +1,4 @@
-"""How long one run of `python -m seqdemo.compare` needs: each variant's training tokens/s and test-time tokens/s
+"""How long one run of `python -m seqdemo.experiments.compare` needs: each variant's training tokens/s and test-time tokens/s
 on texts of the compare recipe's lengths, with the real frozen embedding, on the CPU. Sizes the run's budget.
 
     nice -n 19 python bench/bench_compare.py --threads 2 --steps 6
@@ -18,9 +18,17 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from seqdemo.compare import VARIANTS, CompareSettings, build_variant, load_embedding, trainable_parameters  # noqa: E402
-from seqdemo.tokenizer import Tokenizer  # noqa: E402
-from seqdemo.train import clip_and_step  # noqa: E402
+from seqdemo.core.tokenizer import Tokenizer  # noqa: E402
+from seqdemo.experiments.compare import (  # noqa: E402
+    CompareSettings,
+    trainable_parameters,
+)
+from seqdemo.experiments.train import clip_and_step  # noqa: E402
+from seqdemo.inference.variants import (  # noqa: E402
+    VARIANTS,
+    build_variant,
+    load_embedding,
+)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""How much a full gate trace (seqdemo.gates.trace) costs next to a plain forward of the same module.
+"""How much a full gate trace (seqdemo.core.gates.trace) costs next to a plain forward of the same module.
 
 For each configuration the two are timed side by side in one run, alternating repeat by repeat so that a load
 change on the machine hits both, and the medians are compared. The target: trace / forward <= 2 on a CPU and
@@ -23,7 +23,7 @@ import torch.nn as nn
 
 # seqdemo is not an installed package: put the repository on the path, so the script runs from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from seqdemo.gates import trace  # noqa: E402
+from seqdemo.core.gates import trace  # noqa: E402
 
 # (name, cell, input size, hidden size, layers, bidirectional): the two shipped shapes and a GRU.
 CONFIGS = [

@@ -5,8 +5,8 @@ batches, so that a load change on the machine hits both; the medians are compare
 on an idle 2-core CPU).
 
 - next-word LSTM: the recipe is bf16 autocast where the hardware runs an LSTM in it (fp32 elsewhere, see
-  seqdemo.train.bf16_supported) with AWD-LSTM's weight drop; plain is fp32 without it.
-- sentiment BiLSTM: the recipe cuts each batch of similar-length texts to one length (seqdemo.train.same_length:
+  seqdemo.experiments.train.bf16_supported) with AWD-LSTM's weight drop; plain is fp32 without it.
+- sentiment BiLSTM: the recipe cuts each batch of similar-length texts to one length (seqdemo.experiments.train.same_length:
   no padding, the fused kernel) under the same autocast choice; plain pads the batch and packs it, in fp32.
 
     python bench/bench_train.py                       # both models, shipped shapes, real review batches
@@ -26,11 +26,11 @@ import torch.nn.functional as F
 
 # seqdemo is not an installed package: put the repository on the path, so the script runs from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from seqdemo import train  # noqa: E402
-from seqdemo.data import Review, load_splits  # noqa: E402
-from seqdemo.models import NextWordLSTM, SentimentClassifier  # noqa: E402
-from seqdemo.text import head_and_tail, pad_batch  # noqa: E402
-from seqdemo.tokenizer import Tokenizer  # noqa: E402
+from seqdemo.core.models import NextWordLSTM, SentimentClassifier  # noqa: E402
+from seqdemo.core.text import head_and_tail, pad_batch  # noqa: E402
+from seqdemo.core.tokenizer import Tokenizer  # noqa: E402
+from seqdemo.experiments import train  # noqa: E402
+from seqdemo.experiments.data import Review, load_splits  # noqa: E402
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 

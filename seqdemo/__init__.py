@@ -5,6 +5,6 @@
     lm = load("nextword");   lm.next_words("The acting was", k=5)
 """
 
-from seqdemo.hub import load
+from seqdemo.inference.hub import load
 
 __all__ = ["load"]

@@ -14,8 +14,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # The test models are tiny: one thread avoids the OpenMP hand-offs that cost more than the arithmetic.
 torch.set_num_threads(1)
 
-from seqdemo.models import NextWordLSTM, SentimentClassifier  # noqa: E402
-from seqdemo.tokenizer import Tokenizer  # noqa: E402
+from seqdemo.core.models import NextWordLSTM, SentimentClassifier  # noqa: E402
+from seqdemo.core.tokenizer import Tokenizer  # noqa: E402
 
 TINY_CORPUS = [
     "The movie was great and I loved it.",
@@ -61,8 +61,8 @@ def tiny_checkpoints(tmp_path_factory, tiny_tokenizer, tiny_sentiment, tiny_next
 
 def tiny_pipelines(tokenizer: Tokenizer, sentiment: SentimentClassifier, nextword: NextWordLSTM) -> tuple:
     """The page's two pipelines around the tiny models, on the CPU."""
-    from seqdemo.generation import NextWordPipeline
-    from seqdemo.sentiment import SentimentPipeline
+    from seqdemo.inference.generation import NextWordPipeline
+    from seqdemo.inference.sentiment import SentimentPipeline
 
     cpu = torch.device("cpu")
     return (SentimentPipeline(sentiment, tokenizer, device=cpu, source="tiny untrained test model"),

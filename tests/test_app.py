@@ -17,10 +17,11 @@ import pytest
 import torch
 
 import app
+from seqdemo.core import gates
+from seqdemo.inference.sentiment import SentimentPipeline
+from seqdemo.web import plots
+from seqdemo.web import presentation as show
 from tests.conftest import serve_locally
-from seqdemo import gates, plots
-from seqdemo import presentation as show
-from seqdemo.sentiment import SentimentPipeline
 
 # gradio's queue uses pandas options that pandas 3 deprecates: its warnings, not the page's.
 pytestmark = [
@@ -62,7 +63,7 @@ def array(value) -> np.ndarray:
 
 
 def chips(coloured: str) -> list[tuple[str, float]]:
-    """(text, data-value) of each chip of a coloured text (seqdemo.presentation.chips_html)."""
+    """(text, data-value) of each chip of a coloured text (seqdemo.web.presentation.chips_html)."""
     found = re.findall(r'<span class="sq-chip"[^>]* data-value="([^"]*)">([^<]*)</span>', coloured)
     return [(html.unescape(text), float(value)) for value, text in found]
 
@@ -497,7 +498,7 @@ def test_metrics_come_from_the_checkpoint_folder(tmp_path, pipelines):
     local = type("P", (), {"folder": folder})()
     assert "not measured yet" in show.metrics_markdown(local, "Sentiment model")
     (folder / "metrics.json").write_text(json.dumps({
-        "command": "python -m seqdemo.evaluate checkpoints/sentiment",
+        "command": "python -m seqdemo.experiments.evaluate checkpoints/sentiment",
         "hardware": "CPU",
         "results": {"accuracy imdb": 0.8765},
     }))

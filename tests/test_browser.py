@@ -147,7 +147,7 @@ def wait_for_text(page, selector: str, text: str) -> None:
 
 def words_of(pipelines, text: str) -> list[str]:
     """The chips a text should show: its words as the tokenizer groups them, as the page writes them."""
-    from seqdemo import presentation as show
+    from seqdemo.web import presentation as show
 
     tokenizer = pipelines[0].tokenizer
     ids = tokenizer.encode(text)

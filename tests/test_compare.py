@@ -1,4 +1,4 @@
-"""seqdemo.compare: a tiny comparison runs end to end and writes well-formed results, saved variants load back to
+"""seqdemo.experiments.compare: a tiny comparison runs end to end and writes well-formed results, saved variants load back to
 the same predictions, and the gradient-norm function behind the vanishing-gradient picture is right."""
 
 from __future__ import annotations
@@ -6,21 +6,34 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import random
+import re
 import time
 
 import pytest
 import torch
 
-from seqdemo import compare
-from seqdemo.compare import (
-    CLAIMS, VARIANTS, build_variant, gradient_norms, load_embedding, load_results, load_variant, load_variants,
-    parse_args, run_comparison, save_variant, verdicts,
+from seqdemo.core.models import SentimentClassifier
+from seqdemo.core.text import pad_batch
+from seqdemo.experiments import compare
+from seqdemo.experiments.compare import (
+    CLAIMS,
+    parse_args,
+    run_comparison,
+    save_variant,
 )
-from seqdemo.data import Review
-from seqdemo.models import SentimentClassifier
-from seqdemo.text import pad_batch
+from seqdemo.experiments.data import Review
+from seqdemo.inference import variants
+from seqdemo.inference.variants import (
+    VARIANTS,
+    build_variant,
+    gradient_norms,
+    load_embedding,
+    load_results,
+    load_variant,
+    load_variants,
+    verdicts,
+)
 from tests.conftest import TINY_CORPUS
 
 POSITIVE = {0, 3, 4}  # TINY_CORPUS rows that are positive
@@ -78,7 +91,7 @@ def test_a_rerun_with_the_same_settings_keeps_the_finished_runs(tiny_run, monkey
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(compare, "train_run", must_not_train)
-    again = run_comparison(settings, tiny_splits(), command="python -m seqdemo.compare --against earlier.json")
+    again = run_comparison(settings, tiny_splits(), command="python -m seqdemo.experiments.compare --against earlier.json")
     assert again["runs"] == results["runs"]
     # Still the measurement the first command made: its command, and the minutes it took (a rerun that trains
     # nothing adds none).
@@ -113,7 +126,7 @@ def test_saved_variants_load_back_to_the_same_predictions(tiny_checkpoints, tiny
             before, after = model(ids, lengths), loaded(ids, lengths)
         assert torch.equal(before.argmax(-1), after.argmax(-1)), name
         assert torch.allclose(before, after, atol=2e-2), name  # weights stored in float16
-    with pytest.raises(compare.CheckpointError, match="embedding"):
+    with pytest.raises(variants.CheckpointError, match="embedding"):
         load_variant(tmp_path / "lstm", embedding, "0" * 16, tiny_tokenizer)
 
 
@@ -124,7 +137,7 @@ def test_the_tab_functions_answer_for_every_saved_variant(tiny_run):
     answers = verdicts(pipelines, "The movie was great and I loved it.")
     assert set(answers) == set(VARIANTS)
     assert all(a["label"] in ("negative", "positive") and 0.5 <= a["score"] <= 1 for a in answers.values())
-    tokens, norms = compare.text_gradient_norms(pipelines["rnn"], "The movie was great.")
+    tokens, norms = variants.text_gradient_norms(pipelines["rnn"], "The movie was great.")
     assert len(tokens) == len(norms) > 0 and all(n >= 0 for n in norms)
 
 

@@ -1,5 +1,5 @@
 """The Compare tab (tracker issue 12): its endpoints called through gradio_client against the app served around a
-tiny comparison run made here (seqdemo.compare on the tiny checkpoints of conftest.py), every number checked
+tiny comparison run made here (seqdemo.experiments.compare on the tiny checkpoints of conftest.py), every number checked
 against what the library computes from that run; the sentence shown when there is no usable comparison; and the
 tab in a real browser, with screenshots at desktop and phone widths."""
 
@@ -11,15 +11,32 @@ import pytest
 import torch
 
 import app
-from seqdemo import compare_view
-from seqdemo.compare import (
-    CLAIMS, TITLES, load_results, load_variants, parse_args, run_comparison, text_gradient_norms, verdicts,
+from seqdemo.core.models import NextWordLSTM
+from seqdemo.experiments.compare import (
+    CLAIMS,
+    parse_args,
+    run_comparison,
 )
-from seqdemo.compare_view import GRADIENT_VARIANTS
-from seqdemo.models import NextWordLSTM
+from seqdemo.inference.variants import (
+    TITLES,
+    load_results,
+    load_variants,
+    text_gradient_norms,
+    verdicts,
+)
+from seqdemo.web import compare_view
+from seqdemo.web.compare_view import GRADIENT_VARIANTS
 from tests.conftest import save_checkpoint, serve_locally
 from tests.test_app import HTML_TEXT, ODD_TEXTS, array, assert_error, plot_json
-from tests.test_browser import PAYLOAD, assert_inert, browser, open_page, open_tab, shot, wait_for_text  # noqa: F401
+from tests.test_browser import (  # noqa: F401
+    PAYLOAD,
+    assert_inert,
+    browser,
+    open_page,
+    open_tab,
+    shot,
+    wait_for_text,
+)
 from tests.test_compare import tiny_splits
 
 pytestmark = [
@@ -126,7 +143,7 @@ def test_the_gate_inspector_opens_the_gru_variant(client, variants):
     # Its own gates (reset r, update z, candidate n) and its memory h, through the page's endpoints.
     import numpy as np
 
-    from seqdemo import gates
+    from seqdemo.core import gates
 
     gru = variants["gru"]
     traced = gates.trace_text(gru.model, gru.tokenizer, TEXT)
@@ -159,13 +176,13 @@ def test_without_results_the_tab_says_so_and_the_page_works_on(pipelines, tmp_pa
     try:
         client = gradio_client.Client(serve_locally(demo, **app.launch_options()), verbose=False, analytics_enabled=False)
         for args, endpoint in (((), "/compare_results"), ((TEXT,), "/compare_text")):
-            assert_error(client, *args, api_name=endpoint, says="python -m seqdemo.compare")
+            assert_error(client, *args, api_name=endpoint, says="python -m seqdemo.experiments.compare")
         label, *_ = client.predict(TEXT, "evidence", api_name="/classify")
         assert label["label"] in pipelines[0].labels
     finally:
         demo.close()
     _, sentence = compare_view.open_comparison(tmp_path / "nothing here")
-    assert "is missing" in sentence and "python -m seqdemo.compare" in sentence
+    assert "is missing" in sentence and "python -m seqdemo.experiments.compare" in sentence
 
 
 def test_variants_on_another_embedding_or_a_broken_file_give_one_sentence(compare_folder, tiny_tokenizer, tmp_path):
@@ -173,12 +190,12 @@ def test_variants_on_another_embedding_or_a_broken_file_give_one_sentence(compar
     other = NextWordLSTM(vocab_size=tiny_tokenizer.vocab_size, embed_dim=16, hidden_size=16).eval()
     save_checkpoint(other, tiny_tokenizer, tmp_path / "other")
     comparison, sentence = compare_view.open_comparison(compare_folder, embedding_from=tmp_path / "other")
-    assert comparison is None and "another embedding" in sentence and "python -m seqdemo.compare" in sentence
+    assert comparison is None and "another embedding" in sentence and "python -m seqdemo.experiments.compare" in sentence
 
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text("{not json")
     comparison, sentence = compare_view.open_comparison(tmp_path / "broken")
-    assert comparison is None and "cannot be loaded" in sentence and "python -m seqdemo.compare" in sentence
+    assert comparison is None and "cannot be loaded" in sentence and "python -m seqdemo.experiments.compare" in sentence
 
 
 # -- in the browser ----------------------------------------------------------------------------------------------

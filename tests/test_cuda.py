@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 
-from seqdemo import hub
-from seqdemo.device import on_zero_gpu
+from seqdemo.core.device import on_zero_gpu
+from seqdemo.inference import hub
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 
@@ -92,8 +92,8 @@ def test_zero_gpu_wrapper_moves_the_models_to_cuda(tiny_checkpoints):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_gradient_norms_on_the_gpu_match_the_cpu(cell):
     # cuDNN's RNNs have no backward pass in eval mode: gradient_norms must step around it, on every cell.
-    from seqdemo.compare import gradient_norms
-    from seqdemo.models import SentimentClassifier
+    from seqdemo.core.models import SentimentClassifier
+    from seqdemo.experiments.compare import gradient_norms
 
     torch.manual_seed(0)
     model = SentimentClassifier(vocab_size=50, embed_dim=8, hidden_size=8, cell=cell).eval()

@@ -1,4 +1,4 @@
-"""seqdemo.evaluate produces the README's numbers: each metric is checked against an independent computation."""
+"""seqdemo.experiments.evaluate produces the README's numbers: each metric is checked against an independent computation."""
 
 import json
 import math
@@ -7,14 +7,14 @@ import shutil
 import pytest
 import torch
 
-from seqdemo import evaluate
-from seqdemo.data import CLOSING_SENTENCE, Review, closing_sentences
-from seqdemo.hub import load_folder
+from seqdemo.experiments import evaluate
+from seqdemo.experiments.data import CLOSING_SENTENCE, Review, closing_sentences
+from seqdemo.inference.hub import load_folder
 
 
 @pytest.fixture
 def folders(tmp_path, tiny_checkpoints):
-    """Copies of the tiny checkpoints with the kind in config.json, as seqdemo.train writes it."""
+    """Copies of the tiny checkpoints with the kind in config.json, as seqdemo.experiments.train writes it."""
     result = {}
     for kind, source in tiny_checkpoints.items():
         folder = tmp_path / kind
@@ -112,7 +112,7 @@ def test_split_valid_measures_the_validation_rows_and_leaves_the_test_record_alo
 
 
 def test_a_config_without_a_kind_is_refused():
-    from seqdemo.card import kind_of
+    from seqdemo.experiments.card import kind_of
 
     assert kind_of({"kind": "nextword", "labels": []}) == "nextword"  # the written kind wins over any guess
     with pytest.raises(ValueError, match="names no model kind"):

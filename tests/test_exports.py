@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import app
+from seqdemo.core import gates
+from seqdemo.inference.generation import NextWordPipeline
+from seqdemo.inference.sentiment import SentimentPipeline
+from seqdemo.web.exports import ExportRefused, ExportStore, trace_values
 from tests.conftest import serve_locally
-from seqdemo import gates
-from seqdemo.exports import ExportRefused, ExportStore, trace_values
-from seqdemo.generation import NextWordPipeline
-from seqdemo.sentiment import SentimentPipeline
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*"),

@@ -12,7 +12,7 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqdemo import gates
+from seqdemo.core import gates
 
 TOLERANCE = 1e-5
 

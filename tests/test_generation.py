@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from seqdemo.generation import WORD_TAIL, NextWordPipeline
+from seqdemo.inference.generation import WORD_TAIL, NextWordPipeline
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +227,7 @@ def test_a_megabyte_returns_within_seconds(lm):
 
 
 def test_a_model_vocabulary_larger_than_the_tokenizer_is_never_sampled_beyond_it(tiny_tokenizer):
-    from seqdemo.models import NextWordLSTM
+    from seqdemo.core.models import NextWordLSTM
 
     torch.manual_seed(0)
     model = NextWordLSTM(vocab_size=tiny_tokenizer.vocab_size + 50, embed_dim=8, hidden_size=8).eval()

@@ -1,4 +1,4 @@
-"""seqdemo.hub against a stand-in Hub (tests/hub_server.py): downloads, the cache, every fallback, bad checkpoints.
+"""seqdemo.inference.hub against a stand-in Hub (tests/hub_server.py): downloads, the cache, every fallback, bad checkpoints.
 
 Every test gets its own Hub cache under tmp_path, no token, and huggingface_hub pointed at the stand-in server.
 huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE and the timeouts once, at import, into
@@ -25,9 +25,14 @@ import torch
 from huggingface_hub import constants
 from safetensors.torch import save_file
 
-from seqdemo import hub
-from seqdemo.hub import CheckpointError, fetch_checkpoint, load_model, parse_repo
-from seqdemo.models import NextWordLSTM, SentimentClassifier
+from seqdemo.core.models import NextWordLSTM, SentimentClassifier
+from seqdemo.inference import hub
+from seqdemo.inference.hub import (
+    CheckpointError,
+    fetch_checkpoint,
+    load_model,
+    parse_repo,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hub_server import FakeHub, files_from_folder  # noqa: E402
@@ -443,7 +448,7 @@ def test_load_model_restores_the_tied_decoder(tiny_checkpoints, tiny_nextword):
 
 
 def test_load_nextword_from_the_hub(fake_hub, tiny_checkpoints, tiny_nextword, tiny_tokenizer, local):
-    from seqdemo.generation import NextWordPipeline
+    from seqdemo.inference.generation import NextWordPipeline
 
     sha = fake_hub.add_repo("owner/nextword", tiny_checkpoints["nextword"])
     pipe = hub.load("nextword", "owner/nextword", device="cpu", checkpoints=local)
@@ -458,7 +463,7 @@ def test_load_nextword_from_the_hub(fake_hub, tiny_checkpoints, tiny_nextword, t
 
 
 def test_load_sentiment_falls_back_to_local(hub_env, tiny_sentiment, local):
-    from seqdemo.sentiment import SentimentPipeline
+    from seqdemo.inference.sentiment import SentimentPipeline
 
     pipe = hub.load("sentiment", device="cpu", checkpoints=local)
     assert isinstance(pipe, SentimentPipeline)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from seqdemo.models import NextWordLSTM, SentimentClassifier
-from seqdemo.text import pad_batch
+from seqdemo.core.models import NextWordLSTM, SentimentClassifier
+from seqdemo.core.text import pad_batch
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_config_travels_inside_the_checkpoint(tmp_path):
 
 
 def test_locked_dropout_keeps_one_mask_per_sequence():
-    from seqdemo.models import locked_dropout
+    from seqdemo.core.models import locked_dropout
 
     torch.manual_seed(0)
     x = torch.ones(3, 6, 40)

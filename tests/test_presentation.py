@@ -1,4 +1,4 @@
-"""seqdemo.presentation: the spans, tables and notes the page shows, computed without gradio."""
+"""seqdemo.web.presentation: the spans, tables and notes the page shows, computed without gradio."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import re
 import pytest
 import torch
 
-from seqdemo import gates, plots
-from seqdemo import presentation as show
-from seqdemo.generation import NextWordPipeline
-from seqdemo.models import SentimentClassifier
-from seqdemo.sentiment import SentimentPipeline
-from seqdemo.tokenizer import Span
+from seqdemo.core import gates
+from seqdemo.core.models import SentimentClassifier
+from seqdemo.core.tokenizer import Span
+from seqdemo.inference.generation import NextWordPipeline
+from seqdemo.inference.sentiment import SentimentPipeline
+from seqdemo.web import plots
+from seqdemo.web import presentation as show
 
 
 @pytest.fixture(scope="module")

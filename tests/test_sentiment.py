@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from seqdemo.models import SentimentClassifier
-from seqdemo.sentiment import SentimentPipeline
+from seqdemo.core.models import SentimentClassifier
+from seqdemo.inference.sentiment import SentimentPipeline
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import app
-from seqdemo import serving
+from seqdemo.web import serving
 
 MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "find_units",
                    "export_trace", "compare_results", "compare_text"}

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from seqdemo import load
-from seqdemo.card import METRICS_FILE, read_json
-from seqdemo.hub import CHECKPOINTS
+from seqdemo.experiments.card import METRICS_FILE, read_json
+from seqdemo.inference.hub import CHECKPOINTS
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_obvious_sentences_are_classified_right(clf, text, label):
 
 
 # Negation and contrast probes, written by hand before the classifier was trained on the Sentiment Treebank, in
-# forms its phrases and seqdemo.data's negation templates do not use: what a visitor types to test "not".
+# forms its phrases and seqdemo.experiments.data's negation templates do not use: what a visitor types to test "not".
 NEGATION_PROBES = [
     # negated negatives
     ("This was not a bad movie at all.", "positive"),

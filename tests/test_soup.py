@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import save_checkpoint
-from seqdemo import soup
-from seqdemo.card import TRAINING_FILE, read_json
-from seqdemo.hub import load_folder, load_model
-from seqdemo.models import SentimentClassifier
-from seqdemo.tokenizer import Tokenizer
+
+from seqdemo.core.models import SentimentClassifier
+from seqdemo.core.tokenizer import Tokenizer
+from seqdemo.experiments import soup
+from seqdemo.experiments.card import TRAINING_FILE, read_json
+from seqdemo.inference.hub import load_folder, load_model
 
 
 def classifier(tokenizer: Tokenizer, seed: int, storage: str = "float32") -> SentimentClassifier:

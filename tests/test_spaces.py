@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import app
-from seqdemo.device import on_zero_gpu
+from seqdemo.core.device import on_zero_gpu
 
 MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "find_units",
                    "export_trace"}

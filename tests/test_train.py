@@ -8,11 +8,11 @@ import shlex
 import pytest
 import torch
 
-from seqdemo import train
-from seqdemo.data import Review
-from seqdemo.hub import load_folder
-from seqdemo.sentiment import SentimentPipeline
-from seqdemo.text import contrast, last_sentence, pad_batch, sentences
+from seqdemo.core.text import contrast, last_sentence, pad_batch, sentences
+from seqdemo.experiments import train
+from seqdemo.experiments.data import Review
+from seqdemo.inference.hub import load_folder
+from seqdemo.inference.sentiment import SentimentPipeline
 
 POSITIVE = ["I loved it, a wonderful film.", "Brilliant acting and a great story.", "A moving, beautiful movie."]
 NEGATIVE = ["I hated it, a terrible film.", "Dull acting and a boring story.", "An awful, ugly movie."]
@@ -110,7 +110,7 @@ def test_a_classifier_resumes_from_its_checkpoint(tmp_path, tiny_splits):
 
 
 def test_transfer_copies_the_first_layer_both_ways():
-    from seqdemo.models import NextWordLSTM, SentimentClassifier
+    from seqdemo.core.models import NextWordLSTM, SentimentClassifier
 
     lm, backward_lm = NextWordLSTM(vocab_size=30, embed_dim=8, hidden_size=8), NextWordLSTM(30, 8, 8)
     clf = SentimentClassifier(vocab_size=30, embed_dim=8, hidden_size=8)
@@ -130,7 +130,7 @@ def test_transfer_copies_the_first_layer_both_ways():
 def test_a_stacked_classifier_starts_as_the_two_language_models():
     # Above the first layer each direction's input weights see only their own direction's outputs at first, so
     # the 2-layer BiLSTM computes exactly the forward LM's two layers forward and the backward LM's backward.
-    from seqdemo.models import NextWordLSTM, SentimentClassifier
+    from seqdemo.core.models import NextWordLSTM, SentimentClassifier
 
     torch.manual_seed(0)
     lm, backward_lm = NextWordLSTM(30, 8, 8, num_layers=3).eval(), NextWordLSTM(30, 8, 8, num_layers=3).eval()
@@ -154,7 +154,7 @@ def test_a_stacked_classifier_starts_as_the_two_language_models():
 
 
 def test_backward_stream_reads_each_text_right_to_left(tmp_path, tiny_splits):
-    from seqdemo.tokenizer import Tokenizer
+    from seqdemo.core.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.train([r.text for r in tiny_splits["train"]], vocab_size=300)
     reviews = tiny_splits["valid"][:2]

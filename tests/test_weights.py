@@ -4,9 +4,9 @@ import pytest
 import safetensors.torch
 import torch
 
-from seqdemo import weights
-from seqdemo.hub import CheckpointError, load_model
-from seqdemo.models import NextWordLSTM, SentimentClassifier
+from seqdemo.core import weights
+from seqdemo.core.models import NextWordLSTM, SentimentClassifier
+from seqdemo.inference.hub import CheckpointError, load_model
 
 
 def classifier(**options) -> SentimentClassifier:

@@ -14,7 +14,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 import sentencepiece as spm
 
-from seqdemo.text import valid_unicode
+from seqdemo.core.text import valid_unicode
 
 FILENAME = "tokenizer.model"
 PAD, UNK, BOS, EOS = 0, 1, 2, 3

@@ -1,6 +1,6 @@
 """The model card (README.md) of a checkpoint folder, written from what the folder itself records:
-config.json (the architecture), training.json (the recipe, written by seqdemo.train) and metrics.json (the test
-metrics, written by seqdemo.evaluate). Rewriting it never loses a number, because none lives only in the card."""
+config.json (the architecture), training.json (the recipe, written by seqdemo.experiments.train) and metrics.json (the test
+metrics, written by seqdemo.experiments.evaluate). Rewriting it never loses a number, because none lives only in the card."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def read_json(path: Path) -> dict:
 
 
 def kind_of(config: dict) -> str:
-    """The model kind that seqdemo.train writes into config.json."""
+    """The model kind that seqdemo.experiments.train writes into config.json."""
     if config.get("kind") not in WHAT:
         raise ValueError(f"config.json names no model kind (one of {', '.join(WHAT)}): {config.get('kind')!r}")
     return config["kind"]
@@ -100,7 +100,7 @@ def write_model_card(folder: str | Path) -> Path:
         lines += [f"Measured by `{metrics['command']}` on {metrics['hardware']}:", "", "| metric | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in metrics["results"].items()]
     else:
-        lines.append(f"Not measured yet: run `python -m seqdemo.evaluate {folder}`.")
+        lines.append(f"Not measured yet: run `python -m seqdemo.experiments.evaluate {folder}`.")
     path = folder / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -41,16 +41,16 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from seqdemo import weights
-from seqdemo.models import NextWordLSTM, SentimentClassifier
+from seqdemo.core import weights
+from seqdemo.core.models import NextWordLSTM, SentimentClassifier
 
 if TYPE_CHECKING:  # imported on first load instead: `import seqdemo` stays light
-    from seqdemo.generation import NextWordPipeline
-    from seqdemo.sentiment import SentimentPipeline
+    from seqdemo.inference.generation import NextWordPipeline
+    from seqdemo.inference.sentiment import SentimentPipeline
 
 logger = logging.getLogger("seqdemo")
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"  # the local fallback: <CHECKPOINTS>/<kind>
+CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"  # the local fallback: <CHECKPOINTS>/<kind>
 REPO_ENV = {"sentiment": "SEQDEMO_SENTIMENT_REPO", "nextword": "SEQDEMO_NEXTWORD_REPO"}
 MODEL_CLASS = {"sentiment": SentimentClassifier, "nextword": NextWordLSTM}
 KINDS = tuple(REPO_ENV)
@@ -251,7 +251,7 @@ def load(kind: Literal["nextword"], repo_id: str | None = ..., revision: str | N
 def load(kind: str, repo_id: str | None = None, revision: str | None = None, device=None,
          checkpoints: str | Path | None = None) -> SentimentPipeline | NextWordPipeline:
     """The public entry point: the model and tokenizer for `kind` ('sentiment' or 'nextword'), wrapped in their
-    pipeline, on `device` (see seqdemo.device.pick_device). `pipeline.source` says where the checkpoint came from;
+    pipeline, on `device` (see seqdemo.core.device.pick_device). `pipeline.source` says where the checkpoint came from;
     `checkpoints` is the local fallback's folder (see fetch_checkpoint). A broken Hub or cached checkpoint gives
     way to the local one, with a warning naming the broken file; a broken local checkpoint raises CheckpointError."""
     _check_kind(kind)
@@ -277,13 +277,13 @@ def load_folder(kind: str, folder: str | Path, device=None, source: str | None =
                 ) -> SentimentPipeline | NextWordPipeline:
     """The pipeline for `kind` from a checkpoint folder already on disk (what `load` does after fetching)."""
     _check_kind(kind)
-    from seqdemo.device import pick_device
-    from seqdemo.tokenizer import Tokenizer
+    from seqdemo.core.device import pick_device
+    from seqdemo.core.tokenizer import Tokenizer
 
     if kind == "sentiment":
-        from seqdemo.sentiment import SentimentPipeline as pipeline_class
+        from seqdemo.inference.sentiment import SentimentPipeline as pipeline_class
     else:
-        from seqdemo.generation import NextWordPipeline as pipeline_class
+        from seqdemo.inference.generation import NextWordPipeline as pipeline_class
 
     folder = Path(folder)
     device = pick_device(device)

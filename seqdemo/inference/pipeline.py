@@ -1,5 +1,5 @@
 """What the two pipelines share: a model, its tokenizer, where it runs, where its weights came from, and a gate
-trace of any text. `SentimentPipeline` (seqdemo.sentiment) and `NextWordPipeline` (seqdemo.generation) build on it,
+trace of any text. `SentimentPipeline` (seqdemo.inference.sentiment) and `NextWordPipeline` (seqdemo.inference.generation) build on it,
 so code that only shows or moves a model (the app's inspector, ZeroGPU) takes either one."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import ClassVar
 
 import torch
 
-from seqdemo import gates
-from seqdemo.tokenizer import Tokenizer
+from seqdemo.core import gates
+from seqdemo.core.tokenizer import Tokenizer
 
 
 class Pipeline:
@@ -39,5 +39,5 @@ class Pipeline:
 
     def gate_trace(self, text: str, max_tokens: int = 256) -> gates.TextTrace:
         """Every gate, cell and hidden value of the recurrent layers over the text's first `max_tokens` tokens
-        (the start token, when the model reads one, counted among them). See seqdemo.gates.trace_text."""
+        (the start token, when the model reads one, counted among them). See seqdemo.core.gates.trace_text."""
         return gates.trace_text(self.model, self.tokenizer, text, max_tokens=max_tokens, start_id=self.start_id)

@@ -1,9 +1,9 @@
 """Measures a checkpoint on the test split and writes the numbers into its folder (metrics.json and the card).
 
-    python -m seqdemo.evaluate checkpoints/sentiment   # accuracy per source, and a TF-IDF baseline beside it
-    python -m seqdemo.evaluate checkpoints/nextword    # perplexity and bits per character on IMDB test reviews
-    python -m seqdemo.evaluate FOLDER --sources rotten_tomatoes --no-baseline   # one source's test rows only
-    python -m seqdemo.evaluate FOLDER --split valid   # the validation rows training chooses by; prints, writes nothing
+    python -m seqdemo.experiments.evaluate checkpoints/sentiment   # accuracy per source, and a TF-IDF baseline beside it
+    python -m seqdemo.experiments.evaluate checkpoints/nextword    # perplexity and bits per character on IMDB test reviews
+    python -m seqdemo.experiments.evaluate FOLDER --sources rotten_tomatoes --no-baseline   # one source's test rows only
+    python -m seqdemo.experiments.evaluate FOLDER --split valid   # the validation rows training chooses by; prints, writes nothing
 
 The sentiment run also trains and scores the bag-of-words baseline (scikit-learn: TF-IDF of 1-2-grams + logistic
 regression) on the very same split, so the comparison is measured here, not quoted.
@@ -17,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from seqdemo.card import METRICS_FILE, kind_of, read_json, write_model_card
-from seqdemo.data import Review, closing_sentences, load_splits
-from seqdemo.device import device_name
-from seqdemo.generation import perplexity_and_bits_per_char
-from seqdemo.hub import load_folder
-from seqdemo.text import casual
+from seqdemo.core.device import device_name
+from seqdemo.core.text import casual
+from seqdemo.experiments.card import METRICS_FILE, kind_of, read_json, write_model_card
+from seqdemo.experiments.data import Review, closing_sentences, load_splits
+from seqdemo.inference.generation import perplexity_and_bits_per_char
+from seqdemo.inference.hub import load_folder
 
 
 def accuracy(pipeline, reviews: list[Review]) -> float:
@@ -123,7 +123,7 @@ def main(argv=None) -> None:
     else:
         results = nextword_metrics(pipeline, rows, args.split)
     metrics = {
-        "command": "python -m seqdemo.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m seqdemo.experiments.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
         "hardware": device_name(pipeline.device),
         f"{args.split} rows": len(rows),
         "seconds": round(time.time() - started),

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-from seqdemo.gates import rank_units_by_contribution
-from seqdemo.models import SentimentClassifier
-from seqdemo.pipeline import Pipeline
-from seqdemo.text import head_and_tail, head_length, pad_batch, require_text
-from seqdemo.tokenizer import Tokenizer
-
+from seqdemo.core.gates import rank_units_by_contribution
+from seqdemo.core.models import SentimentClassifier
+from seqdemo.core.text import head_and_tail, head_length, pad_batch, require_text
+from seqdemo.core.tokenizer import Tokenizer
+from seqdemo.inference.pipeline import Pipeline
 
 METHODS = ("evidence", "integrated_gradients")
 

@@ -1,8 +1,8 @@
-"""Trains the two shipped models on the training split of `seqdemo.data`.
+"""Trains the two shipped models on the training split of `seqdemo.experiments.data`.
 
-    python -m seqdemo.train nextword                                         # writes checkpoints/nextword
-    python -m seqdemo.train sentiment --init-from checkpoints/nextword       # writes checkpoints/sentiment
-    python -m seqdemo.train nextword --help                                  # the recipe: every flag's default
+    python -m seqdemo.experiments.train nextword                                         # writes checkpoints/nextword
+    python -m seqdemo.experiments.train sentiment --init-from checkpoints/nextword       # writes checkpoints/sentiment
+    python -m seqdemo.experiments.train nextword --help                                  # the recipe: every flag's default
 
 The language model comes first: it learns the tokenizer and English about movies from the review text. The
 classifier then starts from it, as in ULMFiT (Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text
@@ -14,7 +14,7 @@ rates) and are held fixed at first (gradual unfreezing).
 Each run validates after every epoch and writes its best epoch as a complete checkpoint folder the moment it is
 reached (config.json, model.safetensors in float16 or int8, tokenizer.model, training.json, README.md), so a run that is
 killed leaves its best model behind; `--resume FOLDER` trains a checkpoint further. `--max-minutes` bounds
-a run: the learning rate decays over the time budget. `python -m seqdemo.evaluate FOLDER` then measures the test
+a run: the learning rate decays over the time budget. `python -m seqdemo.experiments.evaluate FOLDER` then measures the test
 metrics and writes them into the card.
 """
 
@@ -37,16 +37,39 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from seqdemo import weights
-from seqdemo.card import TRAINING_FILE, write_model_card
-from seqdemo.data import LABELS, Review, closing_sentences, load_splits, row_hash
-from seqdemo.device import device_name, pick_device
-from seqdemo.evaluate import accuracy_by_source, mean_over_sources, validation_rows
-from seqdemo.hub import load_model
-from seqdemo.models import NextWordLSTM, SentimentClassifier
-from seqdemo.sentiment import SentimentPipeline
-from seqdemo.text import casual, contrast, head_and_tail, pad_batch, sentences, short_enough
-from seqdemo.tokenizer import Tokenizer
+from seqdemo.core import weights
+from seqdemo.core.device import device_name, pick_device
+from seqdemo.core.models import NextWordLSTM, SentimentClassifier
+from seqdemo.core.text import (
+    casual,
+    contrast,
+    head_and_tail,
+    pad_batch,
+    sentences,
+    short_enough,
+)
+from seqdemo.core.tokenizer import Tokenizer
+from seqdemo.experiments.card import TRAINING_FILE, write_model_card
+from seqdemo.experiments.data import (
+    HELD_OUT_SOURCE,
+    LABELS,
+    NEGATORS,
+    Review,
+    closing_sentences,
+    load_splits,
+    negation_templates,
+    row_hash,
+    treebank,
+    treebank_adjectives,
+    treebank_phrases,
+)
+from seqdemo.experiments.evaluate import (
+    accuracy_by_source,
+    mean_over_sources,
+    validation_rows,
+)
+from seqdemo.inference.hub import load_model
+from seqdemo.inference.sentiment import SentimentPipeline
 
 
 def flag(default, help: str):
@@ -75,7 +98,7 @@ class TrainConfig:
     threads: int = flag(0, "CPU threads (0: torch's default)")
     precision: str = flag("auto", "bf16 autocast or fp32 (auto: bf16 where the hardware runs an LSTM in it)")
     weight_storage: str = flag("float16", "how model.safetensors stores the weights: float32, float16, or int8 with "
-                               "one scale per row (half of float16; seqdemo.weights)")
+                               "one scale per row (half of float16; seqdemo.core.weights)")
     resume: Path | None = flag(None, "go on training this checkpoint of the same kind: its architecture, weights and "
                                "tokenizer, with this run's regularisation and a fresh optimizer")
 
@@ -89,7 +112,7 @@ class TrainConfig:
     def command(self) -> str:
         """The command line that reproduces this configuration (flags that differ from the kind's defaults)."""
         defaults = type(self)()
-        parts = ["python -m seqdemo.train", self.kind]
+        parts = ["python -m seqdemo.experiments.train", self.kind]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value != getattr(defaults, f.name):
@@ -156,6 +179,13 @@ class SentimentConfig(TrainConfig):
                               "gradient by this share of a token embedding's mean norm (adversarial training: Miyato "
                               "et al. 2017, \"Adversarial Training Methods for Semi-Supervised Text Classification\"; "
                               "their 5.0 on unit-variance 256-d embeddings is about 0.3); each batch is then read twice")
+    sst: Path | None = flag(None, "Stanford Sentiment Treebank folder (train.txt, dev.txt, test.txt of its "
+                            "trainDevTestTrees_PTB): train on every non-neutral phrase of the trees that match no "
+                            "validation or test sentence (seqdemo.experiments.data.leak_free)")
+    negation_repeats: int = flag(1, "times each treebank phrase with a negator (not, n't, never, no...) is read")
+    negation_templates: int = flag(0, "add this many negation and contrast texts from templates filled with the "
+                                   "treebank's labelled adjectives (needs --sst); held-out templates and words are "
+                                   "reported at each validation, outside the mean training chooses by")
     average_from: float = flag(1.0, "share of training after which the weights are also averaged, step by step "
                                "(stochastic weight averaging: Izmailov et al. 2018, \"Averaging Weights Leads to "
                                "Wider Optima\"); the average replaces the best epoch if it validates at least as well "
@@ -191,7 +221,19 @@ class SentimentConfig(TrainConfig):
             second = draw.choice(both)
             first = draw.choice(short[1 - second.label])
             train.append(Review(contrast(first.text, second.text), second.label, "contrast pair"))
-        return {**splits, "train": train, "valid": validation_rows(splits["valid"], sources)}
+        valid = validation_rows(splits["valid"], sources)
+        if not self.sst:
+            return {**splits, "train": train, "valid": valid}
+        trees, counts = treebank(self.sst, splits)
+        phrases = treebank_phrases(trees)
+        negated = [r for r in phrases if NEGATORS.search(r.text)]
+        train += phrases + negated * (self.negation_repeats - 1)
+        words = treebank_adjectives(trees)
+        train += negation_templates(words, self.negation_templates, held_out=False, seed=self.seed)
+        valid += negation_templates(words, 600 if self.negation_templates else 0, held_out=True)
+        counts.update(distinct_phrases=len(phrases), with_negator=len(negated), template_words=len(words))
+        tqdm.write(f"Sentiment Treebank: {counts}")
+        return {**splits, "train": train, "valid": valid, "treebank": counts}
 
 
 CONFIGS = {config.kind: config for config in (NextWordConfig, SentimentConfig)}
@@ -526,12 +568,15 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     schedule = WarmupCosine(optimizer, config.epochs * steps, config.max_minutes, config.warmup)
     average = AveragedModel(model) if config.average_from < 1 else None
     adversarial_size = config.adversarial * float(model.embedding.weight.detach().norm(dim=1).mean())
+    template_accuracy = []  # held-out negation templates at each validation, reported beside the history
 
     def validate(candidate, name: str) -> float:
         # The weights as the checkpoint will store them: int8 alone moved validation by 0.005 in a run.
         stored = weights.as_stored(candidate, candidate.weight_storage).eval()
         valid = accuracy_by_source(SentimentPipeline(stored, tokenizer, device, source="training"), splits["valid"])
         tqdm.write(f"{name}: valid accuracy {valid}")
+        if HELD_OUT_SOURCE in valid:
+            template_accuracy.append(valid.pop(HELD_OUT_SOURCE))
         return mean_over_sources(valid)
 
     def train_epoch(epoch: int, deadline: float) -> tuple[float, int]:
@@ -577,6 +622,8 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
     extra = {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
              "casual_copies": len(casual_rows), **previous_runs(config)}
+    if "treebank" in splits:
+        extra["treebank"] = {**splits["treebank"], "held_out_template_accuracy": template_accuracy}
     if soft_targets:
         agree = sum((t > 0.5) == bool(r.label) for r, t in soft_targets.items()) / len(soft_targets)
         extra["review_sentences"] = {"count": len(inner), "share_labelled_as_their_review": round(agree, 4)}
@@ -649,7 +696,7 @@ def run_epochs(config: TrainConfig, model, train_epoch, lower_is_better: bool, o
 
 
 def save(model, tokenizer: Tokenizer, out: Path, recipe: dict) -> None:
-    """config.json (with the model's kind) + model.safetensors (float16 or int8: seqdemo.weights) + tokenizer.model
+    """config.json (with the model's kind) + model.safetensors (float16 or int8: seqdemo.core.weights) + tokenizer.model
     + training.json + card."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

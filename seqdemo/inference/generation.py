@@ -16,11 +16,11 @@ from typing import Iterator
 
 import torch
 
-from seqdemo import validate as valid
-from seqdemo.models import NextWordLSTM
-from seqdemo.pipeline import Pipeline
-from seqdemo.text import pad_batch, require_text
-from seqdemo.tokenizer import Tokenizer
+from seqdemo.core import validate as valid
+from seqdemo.core.models import NextWordLSTM
+from seqdemo.core.text import pad_batch, require_text
+from seqdemo.core.tokenizer import Tokenizer
+from seqdemo.inference.pipeline import Pipeline
 
 PUNCTUATION = set(string.punctuation)
 WORD_TAIL = 20  # whole_words: at most this many pieces past max_new_tokens to finish the last word
@@ -266,7 +266,7 @@ MAX_NEW_TOKENS = 1000
 
 def check_sampling(max_new_tokens, temperature, top_k, top_p) -> tuple[int, float, int, float]:
     """The settings as (int, float, int, float), or a ValueError naming the one that is wrong (a number given as
-    a string is fine: seqdemo.validate)."""
+    a string is fine: seqdemo.core.validate)."""
     return (valid.integer(max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS),
             valid.number(temperature, "temperature (0 = greedy)", 0, 5),
             valid.integer(top_k, "top_k (0 = off)", 0),

@@ -3,7 +3,7 @@
 - SentimentClassifier: Embedding -> (optional Conv1d) -> bidirectional LSTM -> Linear(2 * hidden -> classes),
   the classifier of the textbook chapter on LSTMs. The cell (LSTM, GRU or a plain tanh RNN), the direction count
   and the convolutional front end (with a stride that shortens the sequence) are configuration, so the chapter's
-  comparisons (seqdemo.compare) need no new model code.
+  comparisons (seqdemo.experiments.compare) need no new model code.
 - NextWordLSTM: Embedding -> 3-layer LSTM -> Linear(vocab), a word-level language model in the style of
   pytorch/examples' word_language_model, with the output layer tied to the embedding (Press & Wolf 2017,
   "Using the Output Embedding to Improve Language Models"; Inan et al. 2017).
@@ -11,7 +11,7 @@
 Both inherit huggingface_hub's PyTorchModelHubMixin: `save_pretrained(folder)` writes config.json and
 model.safetensors, `from_pretrained(folder_or_repo)` rebuilds the model from them. The constructor's
 keyword arguments are the configuration, so they must stay JSON-serialisable. The weights are stored as
-`weight_storage` says (float32, float16, or int8 with a scale per row: seqdemo.weights) and widened to float32 on load.
+`weight_storage` says (float32, float16, or int8 with a scale per row: seqdemo.core.weights) and widened to float32 on load.
 """
 
 from __future__ import annotations
@@ -19,17 +19,19 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call
 from huggingface_hub import PyTorchModelHubMixin
+from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqdemo import weights
+from seqdemo.core import weights
 
 HUB_TAGS = ["lstm", "pytorch", "seqdemo"]
 
+LABELS = ("negative", "positive")  # the classifier's two verdicts, in the order of its outputs
+
 
 class HubModel(PyTorchModelHubMixin):
-    """The Hub mixin, storing weights as the model's `weight_storage` says (seqdemo.weights; never a pickle)."""
+    """The Hub mixin, storing weights as the model's `weight_storage` says (seqdemo.core.weights; never a pickle)."""
 
     def _save_pretrained(self, save_directory) -> None:
         weights.save(self, save_directory / weights.WEIGHTS, self.weight_storage)
@@ -66,7 +68,7 @@ class SentimentClassifier(
         dropout: float = 0.0,
         layer_dropout: float | None = None,
         pooling: str = "max",
-        labels: list[str] | tuple[str, ...] = ("negative", "positive"),
+        labels: list[str] | tuple[str, ...] = LABELS,
         pad_id: int = 0,
         max_tokens: int = 512,
         weight_storage: str = "float32",

@@ -1,6 +1,6 @@
 """What the Compare tab shows (tracker issue 12), as plain data: the comparison opened from its folder, or the one
 sentence that says why it cannot be; the results table and the claims' verdict lines; every variant's verdict on a
-text; the gradient curves of the vanishing-gradient chart. No gradio here (see seqdemo.presentation for why).
+text; the gradient curves of the vanishing-gradient chart. No gradio here (see seqdemo.web.presentation for why).
 
 User text reaches the page only as table cells and (escaped) plot labels; the Markdown here carries numbers and
 the contents of results.json, each escaped with `md`.
@@ -12,16 +12,24 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqdemo.compare import (
-    DEFAULT_OUT, RESULTS_FILE, TITLES, VARIANTS, EmbeddingMismatch, format_stat, load_results, load_variants,
-    text_gradient_norms, verdicts,
+from seqdemo.inference.sentiment import SentimentPipeline
+from seqdemo.inference.variants import (
+    DEFAULT_OUT,
+    RESULTS_FILE,
+    TITLES,
+    VARIANTS,
+    EmbeddingMismatch,
+    format_stat,
+    load_results,
+    load_variants,
+    text_gradient_norms,
+    verdicts,
 )
-from seqdemo.presentation import md, percent, table, visible
-from seqdemo.sentiment import SentimentPipeline
+from seqdemo.web.presentation import md, percent, table, visible
 
-logger = logging.getLogger("seqdemo.compare_view")
+logger = logging.getLogger("seqdemo.web.compare_view")
 
-COMMAND = "nice -n 19 python -m seqdemo.compare"
+COMMAND = "nice -n 19 python -m seqdemo.experiments.compare"
 GRADIENT_VARIANTS = ("rnn", "lstm", "gru")  # one line each in the vanishing-gradient chart
 INSPECTABLE = ("gru", "bigru")  # the gate inspector opens these too: a GRU's r, z, n gates beside the LSTMs' gates
 GRADIENT_NOTE = (
@@ -33,7 +41,7 @@ GRADIENT_NOTE = (
 
 @dataclass
 class Comparison:
-    results: dict  # results.json as seqdemo.compare wrote it
+    results: dict  # results.json as seqdemo.experiments.compare wrote it
     pipelines: dict[str, SentimentPipeline]  # the saved variants, in VARIANTS order
 
 
@@ -149,7 +157,7 @@ def verdicts_view(comparison: Comparison, text: str) -> tuple[dict, str]:
 
 def gradient_curves(comparison: Comparison, text: str) -> dict[str, dict]:
     """For the RNN, the LSTM and the GRU (those saved): {name: {"title", "tokens", "norms"}}, the tokens read and
-    ‖∂ logit / ∂ embedding_t‖ of each (seqdemo.plots.gradient_figure draws them)."""
+    ‖∂ logit / ∂ embedding_t‖ of each (seqdemo.web.plots.gradient_figure draws them)."""
     curves = {}
     for name in GRADIENT_VARIANTS:
         if name in comparison.pipelines:

@@ -12,7 +12,7 @@ import math
 import sys
 from typing import Iterable
 
-from seqdemo.text import valid_unicode
+from seqdemo.core.text import valid_unicode
 
 _LARGEST_FLOAT = sys.float_info.max
 SEED_RANGE = 2**64  # torch.Generator.manual_seed takes 0 <= seed < 2**64

@@ -16,10 +16,10 @@ import time
 import uuid
 from pathlib import Path
 
-from seqdemo import gates
-from seqdemo import validate as valid
+from seqdemo.core import gates
+from seqdemo.core import validate as valid
 
-logger = logging.getLogger("seqdemo.exports")
+logger = logging.getLogger("seqdemo.web.exports")
 
 FORMATS = ("json", "npz")
 MAX_FILE_BYTES = 48 * 2**20  # one export; the largest real one (next word, 3 x 512 units, 256 steps) is ~20 MB
@@ -65,7 +65,7 @@ class ExportStore:
     # -- writing -------------------------------------------------------------------------------------------------
 
     def write(self, traced: gates.TextTrace, name: str, fmt: str) -> Path:
-        """The trace as .npz (seqdemo.gates.to_npz) or compact JSON (values rounded to JSON_DECIMALS), in a fresh
+        """The trace as .npz (seqdemo.core.gates.to_npz) or compact JSON (values rounded to JSON_DECIMALS), in a fresh
         subfolder (two visitors never share a file). Raises ExportRefused when the file would pass the cap or the
         store is full."""
         fmt = valid.choice(fmt, "format", FORMATS)

@@ -5,8 +5,8 @@ float32 is what a model computes in (save_pretrained's default); float16 halves 
 input weights, one word's embedding) is stored as 8-bit integers times one float32 scale, the row's largest
 magnitude / 127 (symmetric per-row quantisation, as in LLM.int8() - Dettmers et al. 2022 - without its outliers).
 Vectors (biases) stay float16. Loading widens everything back to float32, so the model that runs, and that
-`python -m seqdemo.evaluate` measures, is exactly the widened one. The file says how it is stored: a weight with
-a companion `NAME{SCALE_SUFFIX}` tensor is int8. Training picks the format (`python -m seqdemo.train ...
+`python -m seqdemo.experiments.evaluate` measures, is exactly the widened one. The file says how it is stored: a weight with
+a companion `NAME{SCALE_SUFFIX}` tensor is int8. Training picks the format (`python -m seqdemo.experiments.train ...
 --weight-storage int8`), and config.json records it as `weight_storage`.
 """
 

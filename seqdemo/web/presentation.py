@@ -19,11 +19,11 @@ import re
 
 import torch
 
-from seqdemo import gates
-from seqdemo.device import device_name
-from seqdemo import plots
-from seqdemo.plots import GATES, SIGNAL_LINES, SIGNAL_NAMES
-from seqdemo.tokenizer import Span, Tokenizer
+from seqdemo.core import gates
+from seqdemo.core.device import device_name
+from seqdemo.core.tokenizer import Span, Tokenizer
+from seqdemo.web import plots
+from seqdemo.web.plots import GATES, SIGNAL_LINES, SIGNAL_NAMES
 
 MAX_CHARS = 100_000  # the longest text the page passes on: far beyond what the models read (512 / 2048 tokens)
 TOP_ROWS = 12  # rows in the "strongest pushes" table
@@ -108,7 +108,7 @@ def cell_text(token: str) -> str:
 
 def chips_html(words: list[tuple[str, str, str, float]], legend: str) -> str:
     """The text as coloured chips, one per word, and its legend: (text, background colour, hover text, value)
-    per word. The one place this module writes HTML: every text is escaped, the colours come from seqdemo.plots.
+    per word. The one place this module writes HTML: every text is escaped, the colours come from seqdemo.web.plots.
 
     A chip never breaks inside a word; the space before a word stays outside its chip (the line may wrap there);
     a whitespace token shows its marks, and a line break in it breaks the line. `data-value` holds the value."""
@@ -333,7 +333,7 @@ def check_layer_and_direction(rnn: torch.nn.RNNBase, layer, direction: str) -> t
 def rank_units(pipeline, traced: gates.TextTrace, matrix: torch.Tensor, signal: str, order: str, layer: int,
                direction: int):
     """The units of the chosen layer in the chosen order, the order in words, and the units' contributions to
-    the classifier's decision when that is the order (seqdemo.sentiment.UnitContributions), else None."""
+    the classifier's decision when that is the order (seqdemo.inference.sentiment.UnitContributions), else None."""
     if order == "index":
         return list(range(matrix.shape[1])), "unit index", None
     if order == "variance":

@@ -7,7 +7,7 @@
 - The model handlers run on a few threads of their own, as many as the limit: the CPU kernels keep memory per
   thread (scratch space, malloc arenas), so 40 worker threads taking turns grew the server by ~290 MB a round of
   `bench/bench_load.py`, where the same threads every time stay flat.
-- The model handlers take the raw JSON values and check them themselves (seqdemo.validate): gradio's own
+- The model handlers take the raw JSON values and check them themselves (seqdemo.core.validate): gradio's own
   preprocessing refuses "5" for a slider with a message naming a Python type, and lets NaN through.
 - Errors that happen before a handler runs (an API call with too few values) are shown, not replaced by null.
 - SIGTERM (how Spaces and containers stop a server) ends the server like Ctrl+C, so atexit cleanup runs.

@@ -1,8 +1,8 @@
 """The chapter's claims about RNN, LSTM, BiLSTM, GRU and Conv1d, measured on one data split (tracker issue 12).
 
-    nice -n 19 python -m seqdemo.compare                       # the full comparison: about 85 minutes, 2 CPU threads
-    python -m seqdemo.compare --tiny --out /tmp/compare        # a smoke run on a few rows, seconds
-    python -m seqdemo.compare --out runs/again --against checkpoints/compare/results.json   # a rerun, compared
+    nice -n 19 python -m seqdemo.experiments.compare                       # the full comparison: about 85 minutes, 2 CPU threads
+    python -m seqdemo.experiments.compare --tiny --out /tmp/compare        # a smoke run on a few rows, seconds
+    python -m seqdemo.experiments.compare --out runs/again --against checkpoints/compare/results.json   # a rerun, compared
 
 The textbook chapter on LSTMs claims:
 1. an LSTM "will drastically outperform a standard RNN on long movie reviews" (the cell state lets gradients
@@ -15,7 +15,7 @@ The textbook chapter on LSTMs claims:
 
 Every variant (VARIANTS) is a `SentimentClassifier` with about 100k trainable parameters, trained with one recipe:
 the main tokenizer and a frozen copy of the main language model's embedding (checkpoints/nextword, read when the
-command runs and recorded by hash), the fixed train/valid/test split of seqdemo.data, AdamW with warm-up and cosine
+command runs and recorded by hash), the fixed train/valid/test split of seqdemo.experiments.data, AdamW with warm-up and cosine
 decay over the same wall-clock budget per run, and the decision read from the recurrence's final state (pooling
 "last", as in the chapter), so that a review's opening can only count if the recurrence carries it to the end.
 Each variant is trained with every seed (`--seeds`); a number is reported as the mean and the spread (max - min)
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import platform
@@ -51,37 +50,31 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from seqdemo.data import LABELS, Review, load_splits
-from seqdemo.evaluate import accuracy_by_source, mean_over_sources
-from seqdemo.hub import CheckpointError, load_model
-from seqdemo.models import NextWordLSTM, SentimentClassifier
-from seqdemo.sentiment import SentimentPipeline
-from seqdemo.text import head_and_tail, pad_batch, require_text
-from seqdemo.tokenizer import Tokenizer
-from seqdemo.train import WarmupCosine, clip_and_step, length_batches, same_length, seed_everything
+from seqdemo.core.models import SentimentClassifier
+from seqdemo.core.text import head_and_tail, pad_batch
+from seqdemo.core.tokenizer import Tokenizer
+from seqdemo.experiments.data import Review, load_splits
+from seqdemo.experiments.evaluate import accuracy_by_source, mean_over_sources
+from seqdemo.experiments.train import (
+    WarmupCosine,
+    clip_and_step,
+    length_batches,
+    same_length,
+    seed_everything,
+)
+from seqdemo.inference.sentiment import SentimentPipeline
+from seqdemo.inference.variants import (
+    DEFAULT_EMBEDDING_FROM,
+    DEFAULT_OUT,
+    RESULTS_FILE,
+    TITLES,
+    VARIANT_KIND,
+    VARIANTS,
+    build_variant,
+    format_stat,
+    load_embedding,
+)
 
-DEFAULT_OUT = Path("checkpoints/compare")
-DEFAULT_EMBEDDING_FROM = Path("checkpoints/nextword")
-RESULTS_FILE = "results.json"
-VARIANT_KIND = "compare-variant"
-
-# Sizes chosen so that each variant has about 100k trainable parameters on a 512-d embedding (nn.RNN has one
-# gate's weights per unit, nn.GRU three, nn.LSTM four).
-VARIANTS: dict[str, dict] = {
-    "rnn": dict(cell="rnn", bidirectional=False, hidden_size=160),
-    "lstm": dict(cell="lstm", bidirectional=False, hidden_size=48),
-    "bilstm": dict(cell="lstm", bidirectional=True, hidden_size=24),
-    "gru": dict(cell="gru", bidirectional=False, hidden_size=64),
-    "bigru": dict(cell="gru", bidirectional=True, hidden_size=32),
-    "conv_bilstm": dict(cell="lstm", bidirectional=True, hidden_size=32, conv_channels=48, conv_kernel=3,
-                        conv_stride=2),
-    "lstm2": dict(cell="lstm", bidirectional=False, hidden_size=40, num_layers=2, layer_dropout=0.0),
-    "lstm2_dropout": dict(cell="lstm", bidirectional=False, hidden_size=40, num_layers=2, layer_dropout=0.2),
-}
-TITLES = {
-    "rnn": "RNN (tanh)", "lstm": "LSTM", "bilstm": "BiLSTM", "gru": "GRU", "bigru": "BiGRU",
-    "conv_bilstm": "Conv1d (stride 2) + BiLSTM", "lstm2": "2-layer LSTM", "lstm2_dropout": "2-layer LSTM, dropout 0.2",
-}
 CLAIMS = {
     1: "An LSTM drastically outperforms a plain RNN on long movie reviews.",
     2: "A bidirectional LSTM gives massive accuracy boosts over a one-directional one.",
@@ -135,28 +128,8 @@ class CompareSettings:
 # --------------------------------------------------------------------------------------------- shared embedding
 
 
-def tensor_hash(tensor: torch.Tensor) -> str:
-    return hashlib.sha256(tensor.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-
-
-def load_embedding(folder: Path, pad_id: int) -> tuple[torch.nn.Embedding, str]:
-    """The language model's embedding as a frozen layer, and its hash (which variants record and check)."""
-    weight = load_model(NextWordLSTM, Path(folder)).embedding.weight.detach().float()
-    return torch.nn.Embedding.from_pretrained(weight, freeze=True, padding_idx=pad_id), tensor_hash(weight)
-
-
-def build_variant(options: dict, embedding: torch.nn.Embedding, tokenizer: Tokenizer, max_tokens: int):
-    model = SentimentClassifier(
-        vocab_size=embedding.num_embeddings, embed_dim=embedding.embedding_dim, pooling="last", dropout=0.0,
-        labels=list(LABELS), pad_id=tokenizer.pad_id, max_tokens=max_tokens, **options,
-    )
-    model.embedding = embedding  # one frozen layer shared by every variant
-    return model
-
-
 def trainable_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
 
 def save_variant(model: SentimentClassifier, folder: Path, config: dict) -> None:
     """config.json and float16 model.safetensors without the embedding (it lives in the main checkpoint)."""
@@ -167,83 +140,6 @@ def save_variant(model: SentimentClassifier, folder: Path, config: dict) -> None
                if not k.startswith("embedding.")}
     safetensors.torch.save_file(weights, folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps({"kind": VARIANT_KIND, **config}, indent=2) + "\n")
-
-
-class EmbeddingMismatch(CheckpointError):
-    """A saved variant whose frozen embedding is not the one offered (the language model changed since)."""
-
-
-def load_variant(folder: Path, embedding: torch.nn.Embedding, embedding_hash: str, tokenizer: Tokenizer):
-    """A saved variant on the given embedding; refuses an embedding other than the one it was trained on."""
-    import safetensors.torch
-
-    config = json.loads((Path(folder) / "config.json").read_text())
-    if config.get("embedding_sha256") != embedding_hash:
-        raise EmbeddingMismatch(
-            f"{folder} was trained on embedding {config.get('embedding_sha256')} but the language model offers "
-            f"{embedding_hash}: rerun `python -m seqdemo.compare` after changing checkpoints/nextword"
-        )
-    model = build_variant(config["options"], embedding, tokenizer, config["max_tokens"])
-    weights = safetensors.torch.load_file(Path(folder) / "model.safetensors")
-    missing, unexpected = model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
-    if unexpected or any(not k.startswith("embedding.") for k in missing):
-        raise CheckpointError(f"{folder}: missing {missing}, unexpected {unexpected}")
-    return model.eval()
-
-
-# --------------------------------------------------------------------------------------- what the tab will call
-
-
-def load_results(folder: str | Path = DEFAULT_OUT) -> dict:
-    """The results.json a comparison wrote (its runs, per-variant summary and claim verdicts)."""
-    return json.loads((Path(folder) / RESULTS_FILE).read_text())
-
-
-def load_variants(folder: str | Path = DEFAULT_OUT, embedding_from: str | Path | None = None,
-                  device: torch.device | str = "cpu") -> dict[str, SentimentPipeline]:
-    """Every saved variant as a SentimentPipeline, in VARIANTS order, sharing one frozen embedding and tokenizer
-    (from `embedding_from`, by default the checkpoint the comparison read)."""
-    folder = Path(folder)
-    results = load_results(folder)
-    source = Path(embedding_from or results["embedding"]["from"])
-    tokenizer = Tokenizer.load(source)
-    embedding, embedding_hash = load_embedding(source, tokenizer.pad_id)
-    pipelines = {}
-    for name in VARIANTS:
-        if (folder / name / "config.json").is_file():
-            model = load_variant(folder / name, embedding, embedding_hash, tokenizer).to(device)
-            pipelines[name] = SentimentPipeline(model, tokenizer, torch.device(device), source=str(folder / name))
-    return pipelines
-
-
-def verdicts(pipelines: dict[str, SentimentPipeline], text: str) -> dict[str, dict]:
-    """Each variant's prediction on one text ({"label", "score", "probabilities", "tokens", "truncated"})."""
-    require_text(text)
-    return {name: pipeline.predict(text)[0] for name, pipeline in pipelines.items()}
-
-
-def gradient_norms(model: SentimentClassifier, ids: list[int]) -> list[float]:
-    """‖∂ logit / ∂ embedding_t‖ for each token t of one text, where logit is the decision's log-odds
-    logit(last label) - logit(first label): how much each input token can still move the decision. For the
-    vanishing-gradient picture, plot it (log scale) against the distance from the end, len(ids) - 1 - t."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    embedded = model.embedding(torch.tensor([ids], device=device)).detach().requires_grad_(True)
-    # Gradients for the input alone (the weights' .grad stay untouched, so concurrent requests can't mix), without
-    # cuDNN, whose RNNs have no backward pass in eval mode.
-    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
-        logits = model.classify_embeddings(embedded, torch.tensor([len(ids)]))
-        (gradient,) = torch.autograd.grad(logits[0, -1] - logits[0, 0], embedded)
-    model.train(was_training)
-    return gradient[0].norm(dim=-1).tolist()
-
-
-def text_gradient_norms(pipeline: SentimentPipeline, text: str) -> tuple[list[str], list[float]]:
-    """The tokens a variant reads of `text` (a long text's head and tail; each as Tokenizer.step_label shows it)
-    and gradient_norms over them."""
-    ids, _ = pipeline.encode(text)
-    return [pipeline.tokenizer.step_label(i) for i in ids], gradient_norms(pipeline.model, ids)
 
 
 # ---------------------------------------------------------------------------------------------------- one run
@@ -426,13 +322,6 @@ def _get(summary: dict, name: str, *path: str) -> dict | None:
     return value
 
 
-def format_stat(stat: dict | None, scale: float = 100, unit: str = "%", digits: int = 1) -> str:
-    """mean ± half the spread, e.g. "81.2% ± 0.4"; "n/a" when nothing was measured."""
-    if stat is None:
-        return "n/a"
-    return f"{stat['mean'] * scale:.{digits}f}{unit} ± {stat['spread'] * scale / 2:.{digits}f}"
-
-
 def _difference(a: dict, b: dict, sampling: float = 0.0) -> tuple[float, float]:
     """a - b, and the noise it must beat: the two half-spreads added, never below one point (about the sampling
     error of a difference of two test accuracies on this split's 5,000 test rows) nor below `sampling`, the
@@ -569,7 +458,7 @@ def write_results(path: Path, header: dict, runs: list[dict], bucket_edges: list
 
 
 def run_comparison(settings: CompareSettings, splits: dict[str, list[Review]] | None = None,
-                   command: str = "python -m seqdemo.compare") -> dict:
+                   command: str = "python -m seqdemo.experiments.compare") -> dict:
     """Trains and measures every (variant, seed) not already in `settings.out`/results.json; returns the results."""
     started = time.time()
     torch.set_num_threads(settings.threads)
@@ -675,7 +564,7 @@ def parse_args(argv=None) -> CompareSettings:
 
 def main(argv=None) -> None:
     settings = parse_args(argv)
-    command = "python -m seqdemo.compare " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m seqdemo.experiments.compare " + " ".join(argv if argv is not None else sys.argv[1:])
     # Read before the runs, so that a wrong path fails now rather than after them.
     earlier = json.loads(settings.against.read_text()) if settings.against else None
     results = run_comparison(settings, command=command.strip())

@@ -1,12 +1,12 @@
 """Averages the weights of classifiers fine-tuned from one start into one classifier ("model soup").
 
-    python -m seqdemo.soup --out runs/soup FOLDER FOLDER ...            # the uniform average of these checkpoints
-    python -m seqdemo.soup --greedy --out runs/soup FOLDER FOLDER ...   # greedy soup, chosen by validation
+    python -m seqdemo.experiments.soup --out runs/soup FOLDER FOLDER ...            # the uniform average of these checkpoints
+    python -m seqdemo.experiments.soup --greedy --out runs/soup FOLDER FOLDER ...   # greedy soup, chosen by validation
 
 Models fine-tuned from the same weights stay in one basin of the loss, so the average of their weights is a model
 of the same shape (the inspector shows its gates, its attribution stays exact) that is often better than each of
 them, out of distribution above all (Wortsman et al. 2022, "Model soups"). The greedy soup ranks the checkpoints by
-validation (the rows training chooses by: seqdemo.evaluate.validation_rows) and adds each, best first, only if
+validation (the rows training chooses by: seqdemo.experiments.evaluate.validation_rows) and adds each, best first, only if
 the average with it validates higher than without; the test split is never read. The soup is written as a
 checkpoint folder in the first checkpoint's weight storage, and validated as stored.
 """
@@ -22,9 +22,15 @@ from pathlib import Path
 
 import torch
 
-from seqdemo import weights
-from seqdemo.card import TRAINING_FILE, read_json
-from seqdemo.hub import CONFIG, MODEL_CLASS, TOKENIZER, load_folder, load_model
+from seqdemo.core import weights
+from seqdemo.experiments.card import TRAINING_FILE, read_json
+from seqdemo.inference.hub import (
+    CONFIG,
+    MODEL_CLASS,
+    TOKENIZER,
+    load_folder,
+    load_model,
+)
 
 
 def average(folders: list[Path]) -> torch.nn.Module:
@@ -59,7 +65,7 @@ def write_soup(folders: list[Path], out: Path, record: dict) -> None:
 
 
 def validate(folders: list[Path], rows, device=None) -> dict[str, float]:
-    from seqdemo.evaluate import sentiment_metrics
+    from seqdemo.experiments.evaluate import sentiment_metrics
 
     with tempfile.TemporaryDirectory() as scratch:
         write_soup(folders, Path(scratch), {})
@@ -94,11 +100,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     check_compatible(args.folders)
-    record = {"command": "python -m seqdemo.soup " + " ".join(argv if argv is not None else sys.argv[1:])}
+    record = {"command": "python -m seqdemo.experiments.soup " + " ".join(argv if argv is not None else sys.argv[1:])}
     folders = args.folders
     if args.greedy:
-        from seqdemo.data import load_splits
-        from seqdemo.evaluate import validation_rows
+        from seqdemo.experiments.data import load_splits
+        from seqdemo.experiments.evaluate import validation_rows
 
         rows = validation_rows(load_splits()["valid"], ["imdb", "rotten_tomatoes"])
         folders, record["greedy"] = greedy(folders, rows, args.device, log=lambda line: print(line, flush=True))
