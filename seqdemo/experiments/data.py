@@ -230,7 +230,8 @@ def treebank_phrases(trees: list[Tree]) -> list[Review]:
 TRAIN_TEMPLATES = {
     "plain": ["{w}", "it is {w}", "the film was {w}", "this movie is really {w}", "the acting was {w}"],
     "negated": ["not {w}", "it is not {w}", "the film was not {w} at all", "this movie isn't {w}", "it's never {w}",
-                "i would not call it {w}", "the acting wasn't {w}", "not {w} at all"],
+                "i would not call it {w}", "the acting wasn't {w}", "not {w} at all", "there is nothing {w} about it",
+                "it never feels {w}", "no part of it is {w}", "i did not find it {w}", "far from {w}"],
     "contrast": ["{a} but {b}", "the plot is {a}, but the film is {b}", "it starts {a} but ends {b}"],
 }
 HELD_OUT_TEMPLATES = {
