@@ -20,7 +20,9 @@ GET /api/agent-harnesses, which huggingface_hub 2.4 asks for once per process wh
 it off); on a 404 the client just detects no agent.
 
 `cut_transfer()` makes a file's GET stop short of its Content-Length, like a dropped connection; `stall()` makes
-it send nothing at all until the server stops (a Hub that hangs); `fail_file()` answers one file with an error.
+it send nothing at all until the server stops (a Hub that hangs); `stall_mid_body()` sends the headers and the
+first bytes, then nothing until the server stops; `drip()` sends the body one byte every few seconds (no read
+timeout ever fires); `fail_file()` answers one file with an error.
 
 Every request is recorded in `hub.requests` as (method, path). The server answers HTTP/1.0, so no connection
 outlives its request: after `stop()` nothing answers on the port, which is what a test of the cache needs.
@@ -96,6 +98,8 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []
         self.cut: dict[tuple[str, str], int] = {}  # (repo_id, path) -> bytes sent before hanging up
         self.stalled: set[tuple[str, str]] = set()  # (repo_id, path) whose GET waits until stop()
+        self.mid_body: dict[tuple[str, str], int] = {}  # (repo_id, path) -> bytes sent before waiting until stop()
+        self.dripping: dict[tuple[str, str], float] = {}  # (repo_id, path) -> seconds between two bytes
         self.file_failures: dict[tuple[str, str], int] = {}  # (repo_id, path) -> HTTP status
         self._released = threading.Event()  # set by stop(): stalled requests end
         self.failure: int | None = None  # an HTTP status every request gets (the Hub down, or rate limiting)
@@ -140,6 +144,16 @@ class FakeHub:
     def stall(self, repo_id: str, path: str) -> None:
         """From now on, GET of `path` (not HEAD: its metadata still arrives) gets no answer until stop()."""
         self.stalled.add((repo_id, path))
+
+    def stall_mid_body(self, repo_id: str, path: str, nbytes: int = 16) -> None:
+        """From now on, GET of `path` sends the headers (the full Content-Length) and the first `nbytes` bytes, then
+        nothing more until stop(): the client waits inside the body."""
+        self.mid_body[(repo_id, path)] = nbytes
+
+    def drip(self, repo_id: str, path: str, every: float = 5.0) -> None:
+        """From now on, GET of `path` sends the headers, then one byte of the body every `every` seconds until the
+        body ends or stop(): each read gets a byte before any read timeout, so only a deadline ends the wait."""
+        self.dripping[(repo_id, path)] = every
 
     def fail_file(self, repo_id: str, path: str, status: int) -> None:
         """From now on, HEAD and GET of `path` get `status`; the repo info and other files are served."""
@@ -312,7 +326,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Disposition", f"inline; filename*=UTF-8''{quote(path.split('/')[-1])}")
         self.end_headers()
         if not head:
-            end = self.hub.cut.get((repo_id, path), len(data))
+            self._send_body(repo_id, path, data, start)
+
+    def _send_body(self, repo_id: str, path: str, data: bytes, start: int) -> None:
+        body = data[start:]
+        key = (repo_id, path)
+        if key in self.hub.mid_body:
+            self.wfile.write(body[:self.hub.mid_body[key]])
+            self.wfile.flush()
+            self.hub._released.wait()
+        elif key in self.hub.dripping:
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                if self.hub._released.wait(self.hub.dripping[key]):
+                    return
+        else:
+            end = self.hub.cut.get(key, len(data))  # an offset in the whole file
             self.wfile.write(data[start:max(start, end)])
 
     # -- responses ----------------------------------------------------------------------------------------------

@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Literal, overload
 
 import httpx2
 import torch
-from huggingface_hub import HfApi, constants, snapshot_download
+from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     LocalEntryNotFoundError,
     OfflineModeIsEnabled,
+    RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -98,6 +99,16 @@ def _valid_part(part: str) -> bool:
     return bool(part) and all(c.isalnum() or c in "-_." for c in part) and not part.startswith((".", "-"))
 
 
+def _cached_or_local(kind: str, checkpoints, repo_id: str, revision: str | None, why: str) -> tuple[Path, str]:
+    """The Hub's cached snapshot of the repo when there is one (the Hub is out of reach or too slow), else the local
+    fallback, both logged with `why`."""
+    cached = _cached_snapshot(repo_id, revision)
+    if cached is None:
+        return _local(kind, checkpoints, why)
+    logger.warning("%s: %s; using the cached snapshot of %s", kind, why, f"{repo_id}@{revision}" if revision else repo_id)
+    return cached, f"{repo_id}@{cached.name} (cache)"
+
+
 def fetch_checkpoint(
     kind: str, repo_id: str | None = None, revision: str | None = None, checkpoints: str | Path | None = None
 ) -> tuple[Path, str]:
@@ -137,11 +148,7 @@ def fetch_checkpoint(
         folder, siblings = _within(deadline, _download, repo_id, revision, label)
     except _HubTooSlow:
         why = f"the Hub did not deliver {label} within {deadline:g} s ({DEADLINE_ENV})"
-        cached = _cached_snapshot(repo_id, revision)
-        if cached is not None:
-            logger.warning("%s: %s; using the cached snapshot of %s", kind, why, label)
-            return cached, f"{repo_id}@{cached.name} (cache)"
-        return _local(kind, checkpoints, why)
+        return _cached_or_local(kind, checkpoints, repo_id, revision, why)
     except _HUB_ERRORS as error:
         if isinstance(error, httpx2.RemoteProtocolError) and "/resolve/" in _url(error):
             # The Hub answered, then a file stopped short of its announced length (huggingface_hub retried first).
@@ -152,10 +159,7 @@ def fetch_checkpoint(
             ) from error
         why = _hub_failure(error, repo_id, revision)
         if _unreachable(error):
-            cached = _cached_snapshot(repo_id, revision)
-            if cached is not None:
-                logger.warning("%s: %s; using the cached snapshot of %s", kind, why, label)
-                return cached, f"{repo_id}@{cached.name} (cache)"
+            return _cached_or_local(kind, checkpoints, repo_id, revision, why)
         return _local(kind, checkpoints, why)
     except CheckpointError:
         raise
@@ -185,12 +189,42 @@ class _HubTooSlow(Exception):
 
 
 def _download(repo_id: str, revision: str | None, label: str) -> tuple[Path, list[str] | None]:
-    """The snapshot folder and the repo's file list, fetched from the Hub (no deadline of its own)."""
+    """The snapshot folder and the repo's file list, fetched from the Hub (no deadline of its own).
+
+    The files come one after the other, on the calling thread: snapshot_download would fetch them on a
+    ThreadPoolExecutor, whose worker threads the interpreter joins at exit, so a download hanging past the deadline
+    (a stalled body, or one dripping a byte at a time, which no read timeout ends) would hold SIGTERM for as long as
+    it hangs. Here it hangs in _within's daemon thread only, which ends with the process."""
     info = HfApi().model_info(repo_id, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
     siblings = None if info.siblings is None else [s.rfilename for s in info.siblings]
     if siblings is not None:
         _check_repo_files(siblings, label)  # before any download: a pickle is never fetched
-    return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES)), siblings
+    wanted = [name for name in HUB_FILES if siblings is None or name in siblings]
+    folder = None
+    for name in wanted:
+        try:  # at the commit model_info resolved: one snapshot, and no request for a file already cached
+            path = hf_hub_download(repo_id, name, revision=info.sha, etag_timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        except RemoteEntryNotFoundError:
+            if siblings is None:  # no file list: an optional file (README.md) may be absent
+                continue
+            raise
+        folder = Path(path).parent
+    if folder is None:  # not one file: the repo is not a checkpoint
+        raise CheckpointError(f"{label} has no {', '.join(REQUIRED_FILES)}: a checkpoint needs all of them")
+    _remember_commit(folder, revision or constants.DEFAULT_REVISION, info.sha)
+    return folder, siblings
+
+
+def _remember_commit(snapshot: Path, revision: str, commit: str) -> None:
+    """Records in the Hub cache which commit a branch or tag pointed at (`refs/<revision>`, as snapshot_download
+    does), so that a later load while the Hub is out of reach finds this snapshot by the same name."""
+    if revision == commit:
+        return
+    ref = snapshot.parent.parent / "refs" / revision
+    if ref.is_file() and ref.read_text().strip() == commit:
+        return
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_text(commit)
 
 
 def _within(seconds: float, fn, *args):
