@@ -1,61 +1,38 @@
-"""How fast the page is: start-up, classification with attributions, and the generation endpoint's overhead.
+"""Issue 40's speed targets, today's code against another git ref side by side in one run, printed with ratios.
 
-Three numbers, each beside its target, measured in one run:
-- start-up: from starting `python app.py` to the first HTTP 200 on the page (target: 6 s);
-- classification of a 256-token text with attributions (SentimentPipeline.explain with the page's default
-  method, the evidence each token holds), on the CPU (target: 50 ms); beside it, for scale, predict() alone,
-  the page's other method (integrated gradients), the reading trajectory (drawn after the verdict) and the
-  /classify endpoint end to end;
-- generation: the /generate endpoint against the bare model loop (read the prompt, then sample and step token
-  by token, as NextWordPipeline.stream does, with nothing else) on the same prompt, seed and settings (target:
-  at most 20% slower). The endpoint is called over plain HTTP (gradio's REST API, streamed: the page's own
-  cost) and with gradio_client (which adds its own ~0.1 s per call). All of them alternate repeat by repeat,
-  so a change of load on the machine hits each, and medians are compared.
+Each version runs in its own worker process (the working tree, and a ref checked out into a temporary
+`git worktree` under /tmp) that loads the real checkpoints once. The two workers take turns, repeat by repeat and
+task by task, so a change of load on the machine (a training run, other tests) hits both alike; the medians
+and their ratio come from the same run. Caches are cleared before every task: a task measures a first visit.
 
-Start-up is dominated by importing torch and gradio. Each start prints when those imports finished, so the
-app's own share (loading the models, building the page, starting the server) is measured in the same process
-and printed against the 3.5 s the issue's target leaves it (6 s, with gradio's import at 2.5 s); `import gradio`
-alone is timed in a fresh process beside it, so a busy machine can be told apart from a slow page.
+Tasks (the page's default answer is the prediction, integrated gradients at 16 steps, and the trajectory):
+- sentence: the default answer for an 11-token sentence (target 150 ms);
+- review: the default answer for a ~300-token review (target 1.0 s), with predict, IG and trajectory alone;
+- paste: the default answer for a 20,000-character paste (target 2 s; the model reads its head and tail);
+- inspector: the gate trace of 256 tokens, both models (target 1.0 s, click to heatmap data).
 
-The real checkpoints are used when checkpoints/sentiment and checkpoints/nextword exist; otherwise untrained
-stand-ins at the shipped models' default shapes (the timings depend on the shapes, not on the weights), saved
-to a temporary folder that the start-up run loads as if it were checkpoints/. The output says which.
-
-    python bench/bench_app.py
-    python bench/bench_app.py --repeats 21 --new-tokens 200 --startup-runs 3
+    python bench/bench_app.py --against 1bb8d7e                 # today's tree against the ref
+    nice -n 15 python bench/bench_app.py --against 1bb8d7e --threads 1 --repeats 1
+    python bench/bench_app.py --ig-batch-sizes 1,2,4,8,16       # which IG internal batch size is fastest here
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import random
-import socket
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-CORPUS = [
-    "The movie was great and I loved it.",
-    "Terrible acting, dull plot, a waste of time.",
-    "Not good at all! The worst film of the year.",
-    "The plot was thin but the acting saved it.",
-    "A wonderful, moving story with brilliant performances.",
-    "I would not recommend this boring mess to anyone.",
-]
+IG_STEPS = 16  # the page's default
+SENTENCE = "The plot was thin, but the acting saved it."
 REVIEW = (
     "I went in expecting very little, and for the first half hour the film gave me exactly that: a thin plot, "
     "stiff dialogue and a score that never stopped telling me what to feel. Then something changed. The two "
@@ -63,302 +40,176 @@ REVIEW = (
     "most honest moments I have seen in a comedy this year. It is not a great movie, and the ending is rushed, "
     "but the acting saved it, and I would happily watch it again with friends. "
 )
+TARGETS = {"sentence": 0.150, "review": 1.0, "paste": 2.0, "inspector sentiment": 1.0, "inspector nextword": 1.0}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tokens", type=int, default=256, help="length of the classified text (default 256)")
-    parser.add_argument("--new-tokens", type=int, default=100, help="tokens generated per call (default 100)")
-    parser.add_argument("--repeats", type=int, default=11, help="timed repeats of each measurement (default 11)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
-    parser.add_argument("--startup-runs", type=int, default=1, help="process starts to time (default 1)")
-    parser.add_argument("--startup-timeout", type=float, default=120, help="give up on a start after (s)")
-    parser.add_argument("--device", default="cpu", help="where the in-process measurements run (default cpu)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--stream-interval", type=float, default=None,
-                        help="seconds between streamed updates of /generate (default: app.STREAM_INTERVAL)")
-    parser.add_argument("--skip-startup", action="store_true", help="do not time the process start")
+    parser.add_argument("--against", default=None, help="a git ref to time side by side (e.g. 1bb8d7e)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each task (default 3)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's)")
+    parser.add_argument("--ig-batch-sizes", default=None, help="comma-separated: time IG at each internal batch size")
+    parser.add_argument("--only", default="", help="time only the tasks whose name contains this text")
+    parser.add_argument("--ig-text", default="review", choices=["sentence", "review", "paste"],
+                        help="the text of the --ig-batch-sizes sweep (default review)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
-# -- the models ----------------------------------------------------------------------------------------------------
+# -- the worker: runs in either version of the code, so it uses only what both offer --------------------------------
 
 
-def checkpoints_present() -> bool:
-    return all((ROOT / "checkpoints" / kind / "model.safetensors").is_file() for kind in ("sentiment", "nextword"))
+def worker(threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        from seqdemo.inference.hub import load_folder
+    except ImportError:  # before the package was split into layers
+        from seqdemo.hub import load_folder
+    sentiment = load_folder("sentiment", ROOT / "checkpoints" / "sentiment", device="cpu")
+    nextword = load_folder("nextword", ROOT / "checkpoints" / "nextword", device="cpu")
+    review = text_of(sentiment.tokenizer, 300)
+    texts = {"sentence": SENTENCE, "review": review, "paste": (REVIEW * 60)[:20_000]}
+    print(json.dumps({"ready": True, "tokens": {k: len(sentiment.tokenizer.encode(t)) for k, t in texts.items()}}),
+          flush=True)
+    for line in sys.stdin:
+        task = json.loads(line)
+        for pipe in (sentiment, nextword):
+            getattr(pipe, "clear_cache", lambda: None)()
+        started = time.perf_counter()
+        run_task(task, sentiment, nextword, texts)
+        print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
 
 
-def stand_in_checkpoints(folder: Path) -> None:
-    """Untrained models at the default (shipped) shapes, saved as checkpoints/ would hold them."""
-    from seqdemo.core.models import NextWordLSTM, SentimentClassifier
-    from seqdemo.core.tokenizer import Tokenizer
-
-    # Made-up words give the tokenizer enough material for a full-size vocabulary (output layer, sampling).
-    rng = random.Random(0)
-    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(30000)]
-    sentences = [" ".join(rng.choice(words) for _ in range(12)) for _ in range(20000)]
-    tokenizer = Tokenizer.train(CORPUS * 50 + [REVIEW] * 20 + sentences, vocab_size=8000)
-    vocab = tokenizer.vocab_size
-    torch.manual_seed(0)
-    models = {"sentiment": SentimentClassifier(vocab_size=vocab), "nextword": NextWordLSTM(vocab_size=vocab)}
-    for kind, model in models.items():
-        model.eval().save_pretrained(folder / kind)
-        tokenizer.save(folder / kind)
+def default_answer(pipe, text: str) -> None:
+    """What the Sentiment tab computes for a text: the explanation (with the prediction) and the trajectory."""
+    pipe.explain(text, method="integrated_gradients", steps=IG_STEPS)
+    if hasattr(pipe, "reading_trajectory"):
+        pipe.reading_trajectory(text)
+    else:
+        pipe.trajectory(text)
 
 
-def load_pipelines(checkpoints: Path, device: str):
-    from seqdemo.inference import hub
-
-    # No Hub repo configured: seqdemo.load reads <checkpoints>/<kind>.
-    os.environ.pop("SEQDEMO_SENTIMENT_REPO", None)
-    os.environ.pop("SEQDEMO_NEXTWORD_REPO", None)
-    return (hub.load("sentiment", device=device, checkpoints=checkpoints),
-            hub.load("nextword", device=device, checkpoints=checkpoints))
+def run_task(task: dict, sentiment, nextword, texts: dict) -> None:
+    name, text = task["name"], texts.get(task.get("text", ""), "")
+    if name == "default":
+        default_answer(sentiment, text)
+    elif name == "predict":
+        sentiment.predict(text)
+    elif name == "ig":
+        if task.get("batch") and hasattr(sentiment, "ig_batch_size"):
+            sentiment.ig_batch_size = task["batch"]
+        sentiment.explain(text, method="integrated_gradients", steps=IG_STEPS)
+    elif name == "trajectory":
+        getattr(sentiment, "reading_trajectory", sentiment.trajectory)(text)
+    elif name == "inspector":
+        pipe = sentiment if task["model"] == "sentiment" else nextword
+        pipe.gate_trace(texts[task.get("text", "paste")], max_tokens=256)
 
 
 def text_of(tokenizer, tokens: int) -> str:
-    """A review that the tokenizer cuts into exactly `tokens` tokens (or as close as it gets)."""
-    text = REVIEW * (1 + tokens // 20)
-    ids = tokenizer.encode(text)[:tokens]
-    text = tokenizer.decode(ids)
+    """A review that the tokenizer cuts into `tokens` tokens (or as close as it gets)."""
+    text = tokenizer.decode(tokenizer.encode(REVIEW * (1 + tokens // 20))[:tokens])
     while len(tokenizer.encode(text)) > tokens:
         text = text[:-1]
     return text
 
 
-# -- measurements --------------------------------------------------------------------------------------------------
+# -- the driver ----------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class Worker:
+    def __init__(self, tree: Path, threads: int | None):
+        env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads or os.cpu_count()))
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker"] + (
+            ["--threads", str(threads)] if threads else [])
+        # cwd=/tmp: `import seqdemo` must find the tree on PYTHONPATH, not the current directory.
+        self.process = subprocess.Popen(command, cwd=tempfile.gettempdir(), env=env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self.tokens = json.loads(self.process.stdout.readline())["tokens"]
+
+    def time(self, task: dict) -> float:
+        self.process.stdin.write(json.dumps(task) + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())["seconds"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
-IMPORTED = "seqdemo-bench: torch and gradio imported at"
-
-
-def startup_seconds(checkpoints: Path, real: bool, timeout: float) -> tuple[float, float]:
-    """Seconds from starting the process to the first 200 on GET /, and of those, the seconds spent importing
-    gradio and torch. The process runs app.py as `python app.py` does, after importing the two itself (in
-    app.py's order) and printing the time, so the app's own share is measured in the same run."""
-    port = free_port()
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), PYTHONUNBUFFERED="1")
-    code = f"import time, gradio, torch; print({IMPORTED!r}, time.time()); import sys, runpy; sys.path.insert(0, '.'); "
-    if real:
-        code += "sys.argv = ['app.py']; runpy.run_path('app.py', run_name='__main__')"
-    else:  # the same app.py, reading the stand-ins instead of checkpoints/
-        code += f"import app; app.main(checkpoints={str(checkpoints)!r})"
-    started = time.time()
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    try:
-        while time.time() - started < timeout:
-            if process.poll() is not None:
-                raise RuntimeError(f"app.py exited with {process.returncode}:\n{process.stdout.read()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                    if response.status == 200:
-                        total = time.time() - started
-                        break
-            except OSError:
-                time.sleep(0.02)
-        else:
-            raise RuntimeError(f"no answer on port {port} within {timeout} s")
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-    imported = next(float(line.split()[-1]) for line in output.splitlines() if line.startswith(IMPORTED))
-    return total, imported - started
-
-
-def import_seconds(modules: str) -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", f"import {modules}"], check=True, env=dict(os.environ))
-    return time.perf_counter() - start
-
-
-def timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def alternate(functions: dict, repeats: int, warmup: int) -> dict[str, float]:
-    """Median seconds of each function, run in turn repeat by repeat."""
-    for _ in range(warmup):
-        for function in functions.values():
-            function()
-    times = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            times[name].append(timed(function))
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def call_http(base_url: str, api_name: str, data: list):
-    """The endpoint over plain HTTP (gradio's REST API: POST the inputs, then read the event stream): the
-    page's own cost, without a client library. Returns the last output."""
-    request = urllib.request.Request(
-        f"{base_url}/gradio_api/call/{api_name}",
-        data=json.dumps({"data": data}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request) as response:
-        event_id = json.loads(response.read())["event_id"]
-    last, event = None, None
-    with urllib.request.urlopen(f"{base_url}/gradio_api/call/{api_name}/{event_id}") as stream:
-        for raw in stream:
-            line = raw.decode().strip()
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event in ("generating", "complete"):
-                last = json.loads(line[5:])
-            if event == "error":
-                raise RuntimeError(f"{api_name} failed: {line}")
-    return last[0] if isinstance(last, list) and len(last) == 1 else last
-
-
-def bare_generation(pipeline, prompt: str, settings: dict) -> int:
-    """The model loop alone: read the prompt, then sample and step one token at a time (stop at end of text)."""
-    ids, _ = pipeline.prompt_ids(prompt)
-    generator = torch.Generator().manual_seed(settings["seed"])
-    log_probs, state = pipeline.read(ids)
-    produced = 0
-    for _ in range(settings["max_new_tokens"]):
-        token = pipeline.sample(log_probs.cpu(), settings["temperature"], settings["top_k"], settings["top_p"],
-                                generator)
-        if token == pipeline.tokenizer.eos_id:
-            break
-        produced += 1
-        log_probs, state = pipeline.step(torch.tensor([token]), state)
-        log_probs = log_probs[0]
-    return produced
+def tasks(ig_batch_sizes: list[int], only: str = "", ig_text: str = "review") -> dict[str, dict]:
+    named = {
+        "sentence: default answer": {"name": "default", "text": "sentence"},
+        "review: default answer": {"name": "default", "text": "review"},
+        "  review: predict alone": {"name": "predict", "text": "review"},
+        f"  review: integrated gradients ({IG_STEPS} steps)": {"name": "ig", "text": "review"},
+        "  review: trajectory": {"name": "trajectory", "text": "review"},
+        "paste (20,000 characters): default answer": {"name": "default", "text": "paste"},
+        "inspector sentiment: gate trace, 256 tokens": {"name": "inspector", "model": "sentiment"},
+        "inspector nextword: gate trace, 256 tokens": {"name": "inspector", "model": "nextword"},
+    }
+    for size in ig_batch_sizes:
+        named[f"  {ig_text}: IG, internal batch {size}"] = {"name": "ig", "text": ig_text, "batch": size}
+    return {label: task for label, task in named.items() if only in label}
 
 
 def main() -> None:
     args = parse_args()
-    import gradio_client
-
-    import app
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.stream_interval is not None:
-        app.STREAM_INTERVAL = args.stream_interval
-    real = checkpoints_present()
-    scratch = tempfile.TemporaryDirectory(prefix="seqdemo-bench-")
-    checkpoints = ROOT / "checkpoints" if real else Path(scratch.name)
-    if not real:
-        stand_in_checkpoints(checkpoints)
-    sentiment, nextword = load_pipelines(checkpoints, args.device)
-    which = "the real checkpoints in checkpoints/" if real else (
-        "UNTRAINED stand-ins at the default shapes (checkpoints/ has no trained models yet)"
-    )
-    print(f"models: {which}")
-    print(f"  sentiment: {sentiment.model.rnn} ({sentiment.source})")
-    print(f"  nextword:  {nextword.model.rnn} ({nextword.source})")
-    print(f"device: {args.device}; torch threads: {torch.get_num_threads()}; cores: {os.cpu_count()}; "
-          f"streamed updates every {app.STREAM_INTERVAL * 1000:.0f} ms at most; "
-          f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-
-    rows = []  # (what, measured, target, unit)
-
-    # 1. Start-up.
-    startups, import_shares, imports = [], [], {}
-    for run in range(0 if args.skip_startup else args.startup_runs):
-        total, importing = startup_seconds(checkpoints, real, args.startup_timeout)
-        startups.append(total)
-        import_shares.append(importing)
-        rows.append((f"start-up to first HTTP 200 (run {run + 1})", total, 6.0, "s"))
-        rows.append(("  of which importing gradio and torch", importing, None, "s"))
-        # The issue's 6 s assumed gradio imports in 2.5 s, leaving the app 3.5 s of its own.
-        rows.append(("  of which the app's own (models, page, server)", total - importing, 3.5, "s"))
-        imports["gradio"] = min(imports.get("gradio", math.inf), import_seconds("gradio"))
-    if imports:
-        rows.append((f"  for scale: python -c 'import gradio' (best of {len(startups)})", imports["gradio"], None, "s"))
-
-    # The page, served in-process, for the endpoint measurements.
-    demo = app.build_demo(sentiment, nextword)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    base_url = f"http://127.0.0.1:{port}"
-    client = gradio_client.Client(base_url + "/", verbose=False, analytics_enabled=False)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` removes the worktree
+    if args.worker:
+        worker(args.threads)
+        return
+    sizes = [int(s) for s in args.ig_batch_sizes.split(",")] if args.ig_batch_sizes else []
+    reference = None
+    if args.against:
+        reference = Path(tempfile.mkdtemp(prefix="seqdemo-ref-")) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(reference), args.against],
+                       check=True, capture_output=True)
     try:
-        # 2. Classification with attributions.
-        text = text_of(sentiment.tokenizer, args.tokens)
-        tokens = len(sentiment.tokenizer.encode(text))
-        medians = alternate(
-            {
-                "explain": lambda: sentiment.explain(text),
-                "ig": lambda: sentiment.explain(text, method="integrated_gradients", steps=app.IG_STEPS),
-                "trajectory": lambda: sentiment.trajectory(text),
-                "predict": lambda: sentiment.predict(text),
-                "http": lambda: call_http(base_url, "classify", [text, "evidence"]),
-                "client": lambda: client.predict(text, "evidence", api_name="/classify"),
-            },
-            args.repeats,
-            args.warmup,
-        )
-        rows.append((f"explain(), {tokens} tokens: prediction + evidence per token", medians["explain"], 0.050, "s"))
-        rows.append(("  for scale: predict() alone", medians["predict"], None, "s"))
-        rows.append((f"  for scale: integrated gradients ({app.IG_STEPS} steps), the page's other method",
-                     medians["ig"], None, "s"))
-        rows.append(("  for scale: trajectory() (64 prefixes; the page draws it after the verdict)",
-                     medians["trajectory"], None, "s"))
-        rows.append(("/classify endpoint over HTTP", medians["http"], None, "s"))
-        rows.append(("/classify endpoint with gradio_client", medians["client"], None, "s"))
-
-        # 3. Generation: the endpoint against the bare loop, same prompt, seed and settings.
-        settings = dict(max_new_tokens=args.new_tokens, temperature=0.8, top_k=50, top_p=0.95, seed=0)
-        prompt = "The acting was"
-        produced = bare_generation(nextword, prompt, settings)
-        inputs = [prompt, *settings.values()]
-        expected = nextword.generate(prompt, **settings)
-        assert call_http(base_url, "generate", inputs) == expected
-        assert client.predict(*inputs, api_name="/generate") == expected
-        medians = alternate(
-            {
-                "bare": lambda: bare_generation(nextword, prompt, settings),
-                "stream": lambda: nextword.generate(prompt, **settings),
-                "http": lambda: call_http(base_url, "generate", inputs),
-                "client": lambda: client.predict(*inputs, api_name="/generate"),
-            },
-            args.repeats,
-            args.warmup,
-        )
-        rows.append((f"bare model loop, {produced} new tokens", medians["bare"], None, "s"))
-        rows.append(("NextWordPipeline.generate (library, decodes the text)", medians["stream"], None, "s"))
-        rows.append(("/generate endpoint over HTTP, streamed", medians["http"], None, "s"))
-        rows.append(("/generate endpoint with gradio_client, streamed", medians["client"], None, "s"))
-        overhead = medians["http"] / medians["bare"] - 1
-        client_overhead = medians["client"] / medians["bare"] - 1
+        measure(args, sizes, reference)
     finally:
-        demo.close()
-        scratch.cleanup()
+        if reference is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(reference)], check=False)
+            shutil.rmtree(reference.parent, ignore_errors=True)
 
-    print()
-    print(f"{'measurement':60} {'measured':>12} {'target':>10} {'measured/target':>16}")
-    for what, value, target, unit in rows:
-        shown = f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-        if target is None:
-            print(f"{what:60} {shown:>12}")
-        else:
-            target_shown = f"{target * 1000:.0f} ms" if target < 1 else f"{target:g} s"
-            verdict = "ok" if value <= target else "OVER"
-            print(f"{what:60} {shown:>12} {target_shown:>10} {value / target:>15.2f}x {verdict}")
-    for what, value in (("/generate overhead over the bare loop (HTTP)", overhead),
-                        ("/generate overhead, with gradio_client's own cost", client_overhead)):
-        verdict = "ok" if value <= 0.20 else "OVER"
-        print(f"{what:60} {100 * value:>11.1f}% {'20%':>10} {value / 0.20:>15.2f}x {verdict}")
-    if imports:
-        print(f"(start-up for scale: `import gradio` alone took {imports['gradio']:.2f} s in a fresh process during "
-              f"this run, against the issue's 2.5 s; the app's own share was "
-              f"{statistics.median(s - i for s, i in zip(startups, import_shares)):.2f} s, median)")
+
+def measure(args, sizes: list[int], reference: Path | None) -> None:
+    workers = {"now": Worker(ROOT, args.threads)}
+    if reference is not None:
+        workers["then"] = Worker(reference, args.threads)
+    print(f"threads per worker: {args.threads or 'torch default'}; cores: {os.cpu_count()}; load average: "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; tokens read: {workers['now'].tokens}")
+    for process in workers.values():
+        # Untimed: the first call of each kernel pays one-off costs (oneDNN set-up, allocator growth).
+        process.time({"name": "default", "text": "sentence"})
+        process.time({"name": "inspector", "model": "sentiment", "text": "sentence"})
+    times: dict[str, dict[str, list[float]]] = {}
+    for _ in range(args.repeats):
+        for label, task in tasks(sizes, args.only, args.ig_text).items():
+            for version, process in workers.items():  # in turn: the same load for both
+                if version == "then" and "batch" in task:
+                    continue  # the old code has no internal batch size to set
+                times.setdefault(label, {}).setdefault(version, []).append(process.time(task))
+            print(f"  {label}: " + ", ".join(f"{v} {t[-1]:.2f} s" for v, t in times[label].items()), flush=True)
+    for process in workers.values():
+        process.close()
+    report(times, args.against)
+
+
+def report(times: dict, against: str | None) -> None:
+    then = f"{against} (s)" if against else ""
+    print(f"\n{'task':48} {'target':>8} {'now (s)':>9} {then:>14} {'then/now':>9}  verdict")
+    for label, by_version in times.items():
+        now = statistics.median(by_version["now"])
+        target = next((value for key, value in TARGETS.items() if label.startswith(key + ":")
+                       or label.startswith(key + " (")), None)
+        old = statistics.median(by_version["then"]) if "then" in by_version else None
+        verdict = "" if target is None else ("met" if now <= target else f"OVER by {now / target:.1f}x")
+        print(f"{label:48} {'' if target is None else f'{target:g} s':>8} {now:9.3f} "
+              f"{'' if old is None else f'{old:.3f}':>14} {'' if old is None else f'{old / now:.2f}x':>9}  {verdict}")
 
 
 if __name__ == "__main__":

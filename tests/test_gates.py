@@ -277,3 +277,24 @@ def test_to_npz_round_trips_without_pickle(text_trace, tmp_path, to_file):
             for name, tensor in values.items():
                 key = f"layer{layer}_{('forward', 'backward')[direction]}/{name}"
                 assert np.array_equal(loaded[key], tensor.numpy())
+
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("max_tokens", [256, 5])
+def test_trace_text_backward_direction_is_the_modules_own_output(tiny_tokenizer, layers, max_tokens):
+    """Both directions of the last layer, in text order, equal nn.LSTM's own output on the same tokens: the
+    backward h at token t has read the text from its end back to t (so at the last token it has read one)."""
+    from seqdemo.core.models import SentimentClassifier
+
+    torch.manual_seed(0)
+    model = SentimentClassifier(vocab_size=tiny_tokenizer.vocab_size, embed_dim=16, hidden_size=12,
+                                num_layers=layers).eval()
+    text = "The plot was thin but the acting saved it, and I would watch it again."
+    result = gates.trace_text(model, tiny_tokenizer, text, max_tokens=max_tokens)
+    assert len(result.ids) == min(max_tokens, len(tiny_tokenizer.encode(text))) > 3
+    with torch.no_grad():
+        output, _ = model.rnn(model.rnn_input(torch.tensor([result.ids])))
+    hidden = model.rnn.hidden_size
+    torch.testing.assert_close(result.layers[(layers - 1, 0)]["h"], output[0, :, :hidden], atol=TOLERANCE, rtol=0)
+    torch.testing.assert_close(result.layers[(layers - 1, 1)]["h"], output[0, :, hidden:], atol=TOLERANCE, rtol=0)

@@ -2,12 +2,11 @@
 
 import copy
 import math
-import time
 
 import pytest
 import torch
 
-from seqdemo.inference.generation import WORD_TAIL, NextWordPipeline
+from seqdemo.inference.generation import WORD_TAIL, NextWordPipeline, sampling_settings
 
 
 @pytest.fixture(scope="module")
@@ -216,13 +215,12 @@ def test_unusual_text_round_trips(lm, text):
     assert lm.next_words(text, k=3)
 
 
-def test_a_megabyte_returns_within_seconds(lm):
+def test_a_megabyte_is_truncated_and_answered(lm):
+    # How fast: bench/ (no wall-clock assertions in tests).
     text = "the film " * 120_000  # ~1 MB
-    started = time.perf_counter()
     score = lm.score(text)
-    lm.next_words(text, k=3)
-    lm.generate(text, max_new_tokens=3)
-    assert time.perf_counter() - started < 15
+    assert len(lm.next_words(text, k=3)) == 3
+    assert lm.generate(text, max_new_tokens=3).startswith(text)
     assert score["truncated"] and score["tokens"] == lm.max_tokens - 1
 
 
@@ -235,3 +233,61 @@ def test_a_model_vocabulary_larger_than_the_tokenizer_is_never_sampled_beyond_it
     assert wide.never_sampled[tiny_tokenizer.vocab_size :].all()
     assert wide.generate("The plot", max_new_tokens=20, temperature=2.0, top_k=0, top_p=1.0, seed=1)
     assert wide.next_words("The plot", k=3)
+
+
+# -- temperature, against a softmax computed by hand ----------------------------------------------------------------
+
+# The chi-square statistic's 0.1% critical value for 5 degrees of freedom (six categories): the draws are seeded,
+# so the test is deterministic; this only says how far from the reference a correct sampler may land.
+CHI_SQUARE_5_DOF_P001 = 20.52
+
+
+def six_token_log_probs(lm) -> tuple[torch.Tensor, list[int]]:
+    log_probs = torch.full((lm.never_sampled.numel(),), -math.inf)
+    allowed = [i for i in range(len(log_probs)) if not lm.never_sampled[i]][:6]
+    log_probs[allowed] = torch.tensor([0.40, 0.25, 0.15, 0.10, 0.06, 0.04]).log()
+    return log_probs, allowed
+
+
+@pytest.mark.parametrize("temperature", [0.5, 3.0])
+def test_draw_frequencies_follow_the_softmax_of_logits_over_temperature(lm, temperature):
+    log_probs, allowed = six_token_log_probs(lm)
+    expected = torch.softmax(log_probs[allowed] / temperature, -1)  # by hand, on the six finite logits
+    n = 6000
+    generator = torch.Generator().manual_seed(1)
+    drawn = [lm.sample(log_probs, temperature, 0, 1.0, generator) for _ in range(n)]
+    counts = torch.tensor([drawn.count(token) for token in allowed], dtype=torch.float64)
+    assert counts.sum() == n  # nothing outside the six
+    chi_square = float(((counts - n * expected) ** 2 / (n * expected)).sum())
+    assert chi_square < CHI_SQUARE_5_DOF_P001
+    assert float((counts / n - expected).abs().sum()) / 2 < 0.02  # total variation
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_very_low_temperature_samples_the_argmax(lm64, seed):
+    """Through the whole sampling path (settings checked, prompt read, state carried), any seed."""
+    prompt = "The plot was"
+    greedy = greedy_tokens(lm64, prompt, 6)
+    ids, _ = lm64.prompt_ids(prompt)
+    expected = prompt + lm64.tokenizer.decode(ids + greedy)[len(lm64.tokenizer.decode(ids)):]
+    assert lm64.generate(prompt, max_new_tokens=6, temperature=1e-4, top_k=0, top_p=1.0, seed=seed) == expected
+
+
+# -- numbers so small they would underflow (issue 41, item 4) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [1e-320, 5e-324, 1e-40, 1e-39])
+def test_a_subnormal_temperature_is_greedy_and_says_so(lm64, temperature):
+    prompt = "The plot was"
+    greedy = lm64.generate(prompt, max_new_tokens=4, temperature=0)
+    assert lm64.generate(prompt, max_new_tokens=4, temperature=temperature, top_k=0, top_p=1.0, seed=3) == greedy
+    settings = sampling_settings(temperature=temperature, top_p=0.9)
+    assert settings.temperature == 0 and "greedy" in settings.note
+
+
+@pytest.mark.parametrize("top_p", [1e-320, 5e-324, 1e-100])
+def test_a_tiny_top_p_keeps_only_the_likeliest_token(lm, top_p):
+    log_probs, allowed = six_token_log_probs(lm)
+    generator = torch.Generator().manual_seed(0)
+    assert {lm.sample(log_probs, 1.0, 0, top_p, generator) for _ in range(200)} == {allowed[0]}
+    assert lm.generate("The plot", max_new_tokens=3, temperature=1.0, top_k=0, top_p=top_p, seed=1)

@@ -1,5 +1,7 @@
 """The models' contracts: padding never changes a prediction, the LM's state continues a text, options build."""
 
+import os
+
 import pytest
 import torch
 
@@ -114,3 +116,14 @@ def test_language_model_regularisation_acts_only_while_training():
     assert torch.equal(regularised.rnn.weight_hh_l1, stored)  # DropConnect masks a copy, never the weight itself
     regularised(ids)[0].sum().backward()
     assert regularised.rnn.weight_hh_l1.grad is not None and regularised.rnn.weight_hh_l1.grad.abs().sum() > 0
+
+
+def test_threads_times_concurrent_handlers_never_exceed_the_cores():
+    from seqdemo.inference.pipeline import available_cores, choose_threads
+
+    for cores in (1, 2, 3, 8, 16):
+        for concurrency in (1, 2, 3, 4, 20):
+            threads = choose_threads(concurrency, cores)
+            assert threads >= 1 and (threads * concurrency <= cores or threads == 1)
+            assert (threads + 1) * concurrency > cores  # and no fewer than that allows
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)

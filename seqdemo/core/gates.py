@@ -20,6 +20,7 @@ and the one recurrence left, c_t = f_t * c_{t-1} + i_t * g_t, is a linear scan d
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -84,10 +85,14 @@ def _direction_weights(rnn: nn.LSTM | nn.GRU, layer: int, direction: int) -> lis
     return weights + biases
 
 
-def _layer_outputs(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
+def _layer_outputs(
+    rnn: nn.LSTM | nn.GRU, x: torch.Tensor, weights: list[torch.Tensor], bidirectional: bool | None = None
+) -> torch.Tensor:
     """One layer's hidden sequence (batch, time, directions * hidden), computed by the same kernel the module uses:
     a one-layer module of the same kind called with this layer's weights (public API, no copy of the weights)."""
-    one_layer = _one_layer_module(type(rnn), weights[0].shape[1], rnn.hidden_size, rnn.bias, rnn.bidirectional)
+    bidirectional = rnn.bidirectional if bidirectional is None else bidirectional
+    one_layer = _one_layer_module(type(rnn), weights[0].shape[1], rnn.hidden_size, rnn.bias, bidirectional,
+                                  threading.get_ident())
     names = [name for name, _ in one_layer.named_parameters()]
     with warnings.catch_warnings():
         # cuDNN finds a deeper layer's weights inside the module's flat buffer but not at its start, so it copies
@@ -96,10 +101,22 @@ def _layer_outputs(rnn: nn.LSTM | nn.GRU, x: torch.Tensor, weights: list[torch.T
         return functional_call(one_layer, dict(zip(names, weights)), (x,))[0]
 
 
-@functools.lru_cache(maxsize=16)
-def _one_layer_module(cell: type, input_size: int, hidden_size: int, bias: bool, bidirectional: bool) -> nn.Module:
-    # On the meta device: it holds no weights of its own, only the layout the call fills in.
+@functools.lru_cache(maxsize=64)
+def _one_layer_module(cell: type, input_size: int, hidden_size: int, bias: bool, bidirectional: bool,
+                      thread: int) -> nn.Module:
+    # On the meta device: it holds no weights of its own, only the layout the call fills in. One per thread:
+    # functional_call swaps the weights in for the call's duration, so two threads must not share one.
     return cell(input_size, hidden_size, bias=bias, batch_first=True, bidirectional=bidirectional, device="meta")
+
+
+def run_direction(rnn: nn.LSTM | nn.GRU | nn.RNN, layer: int, direction: int, x: torch.Tensor) -> torch.Tensor:
+    """One direction of one layer of `rnn` reading x (batch, time, features) from its first step to its last,
+    from the zero state, with that direction's weights: (batch, time, hidden). The backward direction reads
+    x as given, so a caller flips each sequence first. Padding after a sequence's end never reaches its steps."""
+    if getattr(rnn, "nonlinearity", "tanh") != "tanh" or getattr(rnn, "proj_size", 0) > 0:
+        raise ValueError("run_direction reads LSTMs without projection, GRUs and tanh RNNs")
+    weights = [w for w in _direction_weights(rnn, layer, direction) if w is not None]
+    return _layer_outputs(rnn, x, weights, bidirectional=False)
 
 
 def _previous_steps(h: torch.Tensor, reverse: bool) -> torch.Tensor:

@@ -85,13 +85,13 @@ class NextWordPipeline(Pipeline):
         truncated = len(ids) > self.max_tokens - 1
         return [self.tokenizer.bos_id, *ids[-(self.max_tokens - 1) :]], truncated
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def read(self, ids: list[int]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Log-probabilities of the next token after `ids`, and the state that continues from there."""
         logits, state = self.model(torch.tensor([ids], device=self.device))
         return logits[0, -1].float().log_softmax(-1), state
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def step(self, token_ids: torch.Tensor, state) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One token per row in, next-token log-probabilities per row out."""
         logits, state = self.model(token_ids.view(-1, 1).to(self.device), state)
@@ -148,7 +148,9 @@ class NextWordPipeline(Pipeline):
         """Yields the prompt followed by the continuation so far, after every new token. `whole_words`: after
         max_new_tokens, go on (at most WORD_TAIL pieces) until the next piece would start a new word, so the text
         does not stop mid-word."""
-        max_new_tokens, temperature, top_k, top_p = check_sampling(max_new_tokens, temperature, top_k, top_p)
+        settings = sampling_settings(max_new_tokens, temperature, top_k, top_p)
+        max_new_tokens, temperature, top_k, top_p = (settings.max_new_tokens, settings.temperature, settings.top_k,
+                                                     settings.top_p)
         prompt = require_text(prompt)
         ids, _ = self.prompt_ids(prompt)
         seed = valid.seed(seed)
@@ -174,10 +176,14 @@ class NextWordPipeline(Pipeline):
         return text
 
     def sample(self, log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float, generator) -> int:
+        """One token drawn from softmax(log_probs / temperature), after top-k then nucleus (top-p) filtering.
+        A temperature below GREEDY_BELOW is greedy: float32 cannot divide by it (see sampling_settings)."""
         log_probs = log_probs.masked_fill(self.never_sampled, -math.inf)
-        if temperature == 0:
+        if temperature < GREEDY_BELOW:
             return int(log_probs.argmax())
-        probs = (log_probs / temperature).softmax(-1)
+        # softmax(x / T) = softmax((x - max) / T): shifted first, the likeliest token's logit stays 0 however
+        # small T is, so nothing overflows to -inf everywhere (which would make every probability nan).
+        probs = ((log_probs - log_probs.max()) / temperature).softmax(-1)
         if top_k:
             kth = probs.topk(min(top_k, probs.numel())).values[-1]
             probs = probs.masked_fill(probs < kth, 0.0)
@@ -185,12 +191,13 @@ class NextWordPipeline(Pipeline):
             sorted_probs, order = probs.sort(descending=True)
             # Keep the smallest set whose mass reaches top_p: drop a token once the mass before it is enough.
             drop = sorted_probs.cumsum(0) - sorted_probs >= top_p * sorted_probs.sum()
+            drop[0] = False  # the likeliest token always stays, even when top_p * mass underflows to 0
             probs = probs.scatter(0, order[drop], 0.0)
         return int(torch.multinomial(probs, 1, generator=generator))
 
     # ------------------------------------------------------------------------------------------- scoring
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def score_ids(self, texts: list[str], batch_size: int = 16, chunk: int = 256) -> list[tuple[list[int], torch.Tensor, bool]]:
         """Per text: the token ids scored (at most the first max_tokens - 1), each one's log-probability, and
         whether the text was cut. Texts are batched by length and read in chunks, the state carried across."""
@@ -239,7 +246,7 @@ class NextWordPipeline(Pipeline):
         """`surprisal` with the totals: the tokens scored, per-token perplexity and bits per character."""
         all_ids = self.tokenizer.encode(require_text(text))
         ids = all_ids[: self.max_tokens - 1]
-        with torch.no_grad():
+        with torch.inference_mode():
             logits, _ = self.model(torch.tensor([[self.tokenizer.bos_id, *ids]], device=self.device))
             log_probs = logits[0, :-1].float().log_softmax(-1).cpu()
         top = log_probs.topk(alternatives, dim=-1)
@@ -262,6 +269,20 @@ class NextWordPipeline(Pipeline):
 
 
 MAX_NEW_TOKENS = 1000
+# Below float32's smallest normal number a temperature cannot divide a logit (x / T is inf or nan): such a
+# temperature is greedy, which is what it tends to anyway.
+GREEDY_BELOW = torch.finfo(torch.float32).tiny
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Checked sampling settings, and a note for the reader when one was read differently from how it was typed."""
+
+    max_new_tokens: int
+    temperature: float
+    top_k: int
+    top_p: float
+    note: str = ""
 
 
 def check_sampling(max_new_tokens, temperature, top_k, top_p) -> tuple[int, float, int, float]:
@@ -271,3 +292,14 @@ def check_sampling(max_new_tokens, temperature, top_k, top_p) -> tuple[int, floa
             valid.number(temperature, "temperature (0 = greedy)", 0, 5),
             valid.integer(top_k, "top_k (0 = off)", 0),
             valid.number(top_p, "top_p", 0, 1, above=True))
+
+
+def sampling_settings(max_new_tokens=30, temperature=0.8, top_k=50, top_p=0.95) -> SamplingSettings:
+    """check_sampling, with a temperature too small for float32 (below GREEDY_BELOW, e.g. 1e-320) made greedy
+    and said so in `note`. A tiny top_p needs nothing: the likeliest token is always kept (sample)."""
+    max_new_tokens, temperature, top_k, top_p = check_sampling(max_new_tokens, temperature, top_k, top_p)
+    note = ""
+    if 0 < temperature < GREEDY_BELOW:
+        note = f"A temperature of {temperature:g} is too small to compute with: greedy decoding (temperature 0) was used."
+        temperature = 0.0
+    return SamplingSettings(max_new_tokens, temperature, top_k, top_p, note)
