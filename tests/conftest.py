@@ -1,11 +1,21 @@
-"""Shared fixtures: small, untrained checkpoints built on the fly, so tests never depend on the shipped weights
-(the tests that are about the shipped weights say so in their names)."""
+"""What the test modules share: tiny untrained models and checkpoints built on the fly (so tests never depend on the
+shipped weights; the tests that are about them say so in their names), tiny data, a local server, a browser.
+
+Test modules never import each other. They request fixtures by name, and import plain helpers from this module as
+`from conftest import X`: the module pytest itself loaded (`tests.conftest` would be a second copy).
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import random
+import shutil
 import socket
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -82,3 +92,158 @@ def serve_locally(demo, **launch_options) -> str:
         port = sock.getsockname()[1]
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options)
     return f"http://127.0.0.1:{port}/"
+
+
+# ------------------------------------------------------------------------------------------------------ tiny data
+
+POSITIVE_ROWS = {0, 3, 4}  # the TINY_CORPUS rows that are positive
+
+
+def comparison_splits() -> dict[str, list]:
+    """Train, valid and test rows of TINY_CORPUS for a tiny comparison: IMDB rows of several lengths (so that every
+    length bucket has rows) and Rotten Tomatoes rows of one sentence; the same rows at every call."""
+    # Imported here: a test that seqdemo.web loads nothing from seqdemo.experiments may run in this process.
+    from seqdemo.experiments.data import Review
+
+    rng = random.Random(0)
+    splits = {}
+    for part, count in (("train", 40), ("valid", 12), ("test", 24)):
+        rows = []
+        for i in range(count):
+            k = rng.randrange(len(TINY_CORPUS))
+            label = int(k in POSITIVE_ROWS)
+            rows.append(Review(" ".join([TINY_CORPUS[k]] * (1 + i % 5)), label, "imdb"))
+            rows.append(Review(TINY_CORPUS[k], label, "rotten_tomatoes"))
+        splits[part] = rows
+    return splits
+
+
+# ------------------------------------------------------------------------------------------- the page's API
+
+HTML_TEXT = '<img src=x onerror="window.pwned=1"> <script>window.pwned=1</script> <b>bold</b>'
+ODD_TEXTS = {
+    "emoji": "I loved it 🙂🎬👍",
+    "cjk": "这部电影很好看。映画は良かった",
+    "rtl": "הסרט היה טוב מאוד \u202eevil\u202c",
+    "control": "good\x00movie\x07\x1b[31m red\x7f",
+}
+
+
+def plot_json(value: dict) -> dict:
+    """The plotly figure a gr.Plot output carries."""
+    assert value["type"] == "plotly"
+    return json.loads(value["plot"])
+
+
+def array(value) -> np.ndarray:
+    """A plotly array from the figure JSON: a plain list, or plotly's typed-array form {dtype, bdata, shape}."""
+    if isinstance(value, dict):
+        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return data.reshape([int(n) for n in str(value.get("shape", len(data))).split(",")])
+    return np.asarray(value, dtype=float)
+
+
+def assert_error(client, *args, api_name: str, says: str) -> None:
+    """The endpoint refuses these arguments with one sentence containing `says`, and no traceback."""
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as raised:
+        client.predict(*args, api_name=api_name)
+    assert says in str(raised.value)
+    assert "Traceback" not in str(raised.value)
+
+
+# ------------------------------------------------------------------------------------------------ the browser
+
+CHROMIUM = os.environ.get("SEQDEMO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+SHOTS = Path(os.environ.get("SEQDEMO_SCREENSHOTS") or Path(__file__).resolve().parent.parent / "screenshots")
+BROWSER_TIMEOUT = 60_000  # ms: the machine may be busy
+# Each payload sets a flag if it ever runs; alert() also opens a dialog, which is recorded.
+PAYLOAD = (
+    '<img src=x onerror="window.__xss=1;alert(1)"> <script>window.__xss=2;alert(2)</script> '
+    '<svg onload="window.__xss=3"></svg> <b>bold</b>'
+)
+
+
+def missing_browser() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        return f"no chromium at {CHROMIUM}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium under Playwright; skipped without one, except in CI (CI=true), where that fails."""
+    missing = missing_browser()
+    if missing:
+        if IN_CI:
+            pytest.fail(f"CI needs the browser tests: {missing}", pytrace=False)
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def open_page(browser, url: str, width: int, height: int = 900):
+    """A new context and page at `url`, once its first button is there; dialogs are recorded in page.dialogs."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ignore = SHOTS / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# screenshots of the browser tests\n*\n")
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(BROWSER_TIMEOUT)
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(url)
+    page.wait_for_selector("#sentiment-button")
+    return context, page
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot, once every plotly figure on the page has drawn its SVG (a visible state, no sleep)."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'))")
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def wait_for_text(page, selector: str, text: str) -> None:
+    """Waits until the element's text contains `text`; a coloured text's chips are read one after another."""
+    page.wait_for_function(
+        """([selector, text]) => {
+            const el = document.querySelector(selector);
+            if (!el) return false;
+            const chips = el.querySelectorAll(".sq-chip");
+            const shown = chips.length ? [...chips].map(c => c.textContent).join("") : el.innerText;
+            return shown.includes(text);
+        }""",
+        arg=[selector, text],
+    )
+
+
+def assert_inert(page) -> None:
+    """Nothing the payload carries ran, and nothing it names became an element."""
+    assert page.evaluate("() => window.__xss") is None
+    assert page.dialogs == []
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("svg[onload]").count() == 0
+
+
+def open_tab(page, name: str) -> None:
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if not tab.is_visible():  # a narrow page keeps the tabs that do not fit in gradio's overflow menu
+        page.locator(".overflow-menu button").first.click()
+        tab = page.locator(".overflow-dropdown button", has_text=name)
+    tab.click()

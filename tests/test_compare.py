@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
 import re
 import time
+import types
 
 import pytest
 import torch
@@ -22,7 +22,6 @@ from seqdemo.experiments.compare import (
     run_comparison,
     save_variant,
 )
-from seqdemo.experiments.data import Review
 from seqdemo.inference import variants
 from seqdemo.inference.variants import (
     VARIANTS,
@@ -34,24 +33,8 @@ from seqdemo.inference.variants import (
     load_variants,
     verdicts,
 )
-from tests.conftest import TINY_CORPUS
-
-POSITIVE = {0, 3, 4}  # TINY_CORPUS rows that are positive
-
-
-def tiny_splits() -> dict[str, list[Review]]:
-    rng = random.Random(0)
-    splits = {}
-    for part, count in (("train", 40), ("valid", 12), ("test", 24)):
-        rows = []
-        for i in range(count):
-            k = rng.randrange(len(TINY_CORPUS))
-            label = int(k in POSITIVE)
-            # IMDB rows of several lengths (so every length bucket has rows), Rotten Tomatoes rows of one sentence.
-            rows.append(Review(" ".join([TINY_CORPUS[k]] * (1 + i % 5)), label, "imdb"))
-            rows.append(Review(TINY_CORPUS[k], label, "rotten_tomatoes"))
-        splits[part] = rows
-    return splits
+from conftest import TINY_CORPUS
+from conftest import comparison_splits as tiny_splits
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +57,9 @@ def test_a_tiny_comparison_writes_well_formed_results(tiny_run):
     summary = results["variants"]
     assert set(summary) == set(VARIANTS)
     lstm_imdb = summary["lstm"]["test_accuracy"]["imdb"]
-    assert lstm_imdb["n"] == 2 and lstm_imdb["spread"] >= 0
+    seeds = [r["test_accuracy"]["imdb"] for r in results["runs"] if r["variant"] == "lstm"]
+    assert lstm_imdb["n"] == 2 and lstm_imdb["spread"] == pytest.approx(max(seeds) - min(seeds), abs=1e-4)
+    assert lstm_imdb["mean"] == pytest.approx(sum(seeds) / 2, abs=1e-4)
     assert [c["claim"] for c in results["claims"]] == sorted(CLAIMS)
     assert all(c["verdict"] in {"supported", "not supported", "depends"} and c["line"] for c in results["claims"])
     assert len(results["embedding"]["sha256"]) == 16
@@ -105,11 +90,18 @@ def test_a_resumed_comparison_adds_its_minutes(tiny_run, tmp_path, monkeypatch):
                      minutes=5.04)
     (tmp_path / "results.json").write_text(json.dumps(cut_short))
     train_run = compare.train_run
-    # The one run left takes at least 3 seconds (0.05 minutes), so the sum shows past the rounding to 0.1.
-    monkeypatch.setattr(compare, "train_run", lambda *args, **kwargs: (time.sleep(3), train_run(*args, **kwargs))[1])
+    # The comparison's clock stands still except while the one run left trains: three minutes.
+    clock = [1000.0]
+
+    def three_minutes(*args, **kwargs):
+        clock[0] += 180
+        return train_run(*args, **kwargs)
+
+    monkeypatch.setattr(compare, "time", types.SimpleNamespace(time=lambda: clock[0], perf_counter=time.perf_counter))
+    monkeypatch.setattr(compare, "train_run", three_minutes)
     resumed = run_comparison(dataclasses.replace(settings, out=tmp_path), tiny_splits(), command="another command")
     assert len(resumed["runs"]) == len(results["runs"]) and resumed["runs"][-1]["variant"] == "rnn"
-    assert resumed["command"] == results["command"] and resumed["minutes"] >= 5.1
+    assert resumed["command"] == results["command"] and resumed["minutes"] == round(5.04 + 3, 1)
 
 
 def test_saved_variants_load_back_to_the_same_predictions(tiny_checkpoints, tiny_tokenizer, tmp_path):
@@ -136,9 +128,20 @@ def test_the_tab_functions_answer_for_every_saved_variant(tiny_run):
     assert list(pipelines) == list(VARIANTS)
     answers = verdicts(pipelines, "The movie was great and I loved it.")
     assert set(answers) == set(VARIANTS)
-    assert all(a["label"] in ("negative", "positive") and 0.5 <= a["score"] <= 1 for a in answers.values())
+    ids = tiny_tokenizer_of(pipelines).encode("The movie was great and I loved it.")
+    for name, answer in answers.items():
+        with torch.no_grad():  # the softmax of the variant's own logits, by hand
+            logits = pipelines[name].model.eval()(torch.tensor([ids]), torch.tensor([len(ids)]))[0]
+        probabilities = logits.exp() / logits.exp().sum()
+        assert answer["label"] == ("negative", "positive")[int(probabilities.argmax())], name
+        assert answer["score"] == pytest.approx(float(probabilities.max()), abs=1e-5), name
     tokens, norms = variants.text_gradient_norms(pipelines["rnn"], "The movie was great.")
-    assert len(tokens) == len(norms) > 0 and all(n >= 0 for n in norms)
+    ids = tiny_tokenizer_of(pipelines).encode("The movie was great.")
+    assert len(tokens) == len(norms) == len(ids) and any(n > 0 for n in norms)  # the gradient reaches the words
+
+
+def tiny_tokenizer_of(pipelines):
+    return next(iter(pipelines.values())).tokenizer
 
 
 @pytest.mark.parametrize("options", [

@@ -45,6 +45,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -390,6 +391,13 @@ def claim_verdicts(summary: dict, bucket_edges: list[int], check_rows: dict[str,
     faster_and_as_good(3, "gru", "lstm")
     faster_and_as_good(4, "conv_bilstm", "bilstm")
 
+    claim_five(summary, check_rows, add)
+    return out
+
+
+def claim_five(summary: dict, check_rows: dict[str, int], add: Callable) -> None:
+    """Claim 5's verdict: dropout should shrink the overfitting gap (train minus valid accuracy) and help the test
+    accuracy, each beyond its noise."""
     # 5: overfitting = training accuracy minus validation accuracy; dropout should shrink it and help test accuracy.
     gap_plain, gap_dropout = (_get(summary, n, "train_minus_valid_accuracy") for n in ("lstm2", "lstm2_dropout"))
     acc_plain, acc_dropout = (_get(summary, n, "test_accuracy_mean_over_sources") for n in ("lstm2", "lstm2_dropout"))
@@ -414,7 +422,6 @@ def claim_verdicts(summary: dict, bucket_edges: list[int], check_rows: dict[str,
             ("lstm2", "lstm2_dropout"))
     else:
         add(5, "not measured", "needs the lstm2 and lstm2_dropout runs")
-    return out
 
 
 # ----------------------------------------------------------------------------------------------- reproduction
@@ -457,6 +464,37 @@ def write_results(path: Path, header: dict, runs: list[dict], bucket_edges: list
     return results
 
 
+def results_header(settings: CompareSettings, data: Data, embedding: torch.nn.Embedding, embedding_hash: str,
+                   command: str) -> dict:
+    """What results.json says about the whole comparison: its command, recipe, embedding, hardware and rows."""
+    return {
+        "command": command,
+        "recipe": settings.recipe(),
+        "embedding": {"from": str(settings.embedding_from), "sha256": embedding_hash,
+                      "dim": embedding.embedding_dim, "vocab_size": embedding.num_embeddings},
+        "hardware": f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "notes": "spread = max - min over seeds; a verdict line's ± is half the spread",
+        "rows": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
+        "length_buckets": {"short": [0, data.bucket_edges[0]], "medium": data.bucket_edges,
+                           "long": [data.bucket_edges[1], None], "unit": "tokens of an IMDB test review"},
+    }
+
+
+def earlier_runs(path: Path, header: dict, settings: CompareSettings) -> tuple[list[dict], float]:
+    """The finished runs an earlier comparison with the same recipe and embedding left in `path`, and its minutes.
+    A resumed comparison is still one measurement: `header` takes the command that started it."""
+    if not path.is_file():
+        return [], 0.0
+    earlier = json.loads(path.read_text())
+    if earlier.get("recipe") != header["recipe"] or earlier.get("embedding") != header["embedding"]:
+        return [], 0.0
+    runs = [r for r in earlier["runs"] if r["variant"] in settings.variants and r["seed"] in settings.seeds]
+    header["command"] = earlier["command"]
+    tqdm.write(f"resuming: {len(runs)} runs already in {path}")
+    return runs, earlier.get("minutes", 0.0)
+
+
 def run_comparison(settings: CompareSettings, splits: dict[str, list[Review]] | None = None,
                    command: str = "python -m seqdemo.experiments.compare") -> dict:
     """Trains and measures every (variant, seed) not already in `settings.out`/results.json; returns the results."""
@@ -469,28 +507,8 @@ def run_comparison(settings: CompareSettings, splits: dict[str, list[Review]] | 
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESULTS_FILE
-    header = {
-        "command": command,
-        "recipe": settings.recipe(),
-        "embedding": {"from": str(settings.embedding_from), "sha256": embedding_hash,
-                      "dim": embedding.embedding_dim, "vocab_size": embedding.num_embeddings},
-        "hardware": f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
-        "torch": torch.__version__,
-        "notes": "spread = max - min over seeds; a verdict line's ± is half the spread",
-        "rows": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
-        "length_buckets": {"short": [0, data.bucket_edges[0]], "medium": data.bucket_edges,
-                           "long": [data.bucket_edges[1], None], "unit": "tokens of an IMDB test review"},
-    }
-    runs: list[dict] = []
-    minutes_before = 0.0
-    if path.is_file():
-        earlier = json.loads(path.read_text())
-        if earlier.get("recipe") == header["recipe"] and earlier.get("embedding") == header["embedding"]:
-            runs = [r for r in earlier["runs"] if r["variant"] in settings.variants and r["seed"] in settings.seeds]
-            # A resumed comparison is still one measurement: the command that started it, the minutes added up.
-            header["command"], minutes_before = earlier["command"], earlier.get("minutes", 0.0)
-            tqdm.write(f"resuming: {len(runs)} runs already in {path}")
-
+    header = results_header(settings, data, embedding, embedding_hash, command)
+    runs, minutes_before = earlier_runs(path, header, settings)
     runs_before = len(runs)
 
     def with_minutes() -> dict:

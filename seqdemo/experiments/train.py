@@ -16,6 +16,14 @@ reached (config.json, model.safetensors in float16 or int8, tokenizer.model, tra
 killed leaves its best model behind; `--resume FOLDER` trains a checkpoint further. `--max-minutes` bounds
 a run: the learning rate decays over the time budget. `python -m seqdemo.experiments.evaluate FOLDER` then measures the test
 metrics and writes them into the card.
+
+The same command runs on several devices under torchrun, in DistributedDataParallel (NCCL with one GPU per process,
+gloo on the CPU):
+
+    torchrun --nproc_per_node 4 -m seqdemo.experiments.train sentiment --init-from checkpoints/nextword
+
+Each process reads its share of every batch (--batch-size stays the whole step's batch, so a recipe trains the same
+model on any number of devices, only faster); rank 0 alone validates, logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import platform
 import random
 import time
@@ -33,7 +42,9 @@ from pathlib import Path
 from typing import Callable, ClassVar
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
@@ -85,7 +96,7 @@ class TrainConfig:
     epochs: int = flag(4, "passes over the training data (or over --steps-per-epoch steps)")
     steps_per_epoch: int = flag(0, "cap the steps of an epoch, so that a long run validates often (0: no cap)")
     max_minutes: float = flag(0.0, "stop after this many minutes; the learning rate decays over them (0: no limit)")
-    batch_size: int = flag(32, "sequences per step")
+    batch_size: int = flag(32, "sequences per step (under torchrun: in all, shared out over the processes)")
     lr: float = flag(2e-3, "peak learning rate (linear warm-up, then cosine decay)")
     warmup: float = flag(0.05, "share of the run spent warming up the learning rate")
     hidden_size: int = flag(512, "LSTM units (per direction)")
@@ -232,7 +243,7 @@ class SentimentConfig(TrainConfig):
         train += negation_templates(words, self.negation_templates, held_out=False, seed=self.seed)
         valid += negation_templates(words, 600 if self.negation_templates else 0, held_out=True)
         counts.update(distinct_phrases=len(phrases), with_negator=len(negated), template_words=len(words))
-        tqdm.write(f"Sentiment Treebank: {counts}")
+        say(f"Sentiment Treebank: {counts}")
         return {**splits, "train": train, "valid": valid, "treebank": counts}
 
 
@@ -255,6 +266,77 @@ class TrainResult:
     model: torch.nn.Module  # the best validated epoch
     tokenizer: Tokenizer
     recipe: dict  # what training.json records
+
+
+# ------------------------------------------------------------------------------------------------ distributed
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def join_processes(requested: str | None) -> torch.device:
+    """This process's device. Under torchrun (WORLD_SIZE > 1) it first joins the others' process group: NCCL with
+    the GPU of its LOCAL_RANK, gloo on the CPU. A plain run is left as it is."""
+    device = pick_device(requested)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def agreed_max(value: float) -> float:
+    """The largest `value` over the processes, so that decisions read off each one's clock (the time budget, the
+    schedule's progress) are the same everywhere: a process that stopped alone would leave the others waiting."""
+    if world_size() == 1:
+        return value
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    box = torch.tensor([float(value)], dtype=torch.float64, device=on)
+    dist.all_reduce(box, op=dist.ReduceOp.MAX)
+    return float(box.item())
+
+
+def past(deadline: float) -> bool:
+    return deadline != math.inf and bool(agreed_max(time.time() > deadline))
+
+
+def from_rank_zero(make: Callable):
+    """`make()`, computed by rank 0 alone and handed to every process (a validation score, a learned tokenizer)."""
+    if world_size() == 1:
+        return make()
+    box = [make() if rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def distributed(module: torch.nn.Module, device: torch.device, seed: int, held_fixed: bool = False) -> torch.nn.Module:
+    """`module` in DistributedDataParallel when there are several processes, else itself. Every process then starts
+    from rank 0's weights and draws its own dropout masks. Layers `held_fixed` for part of a run (gradual
+    unfreezing) take no gradient then: find_unused_parameters lets DDP finish its steps without them."""
+    if world_size() == 1:
+        return module
+    torch.manual_seed(seed + 1000 * rank())
+    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None,
+                                   find_unused_parameters=held_fixed)
+
+
+def say(message: str) -> None:
+    if rank() == 0:
+        tqdm.write(message)
+
+
+def learned_tokenizer(splits: dict[str, list[Review]], vocab_size: int) -> Tokenizer:
+    """A tokenizer learned from the training texts, by rank 0 for every process (SentencePiece's threads need not
+    learn the same pieces twice)."""
+    return Tokenizer(from_rank_zero(lambda: Tokenizer.train([r.text for r in splits["train"]], vocab_size).model_proto))
 
 
 def seed_everything(seed: int) -> None:
@@ -303,6 +385,8 @@ class WarmupCosine:
     def step(self, count: bool = True) -> None:
         self.steps += count
         elapsed = (time.time() - self.started) / self.budget
+        if self.budget != math.inf:  # every process decays the rate alike
+            elapsed = agreed_max(elapsed)
         self.progress = progress = min(1.0, max(self.steps / self.total_steps, elapsed))
         if progress < self.warmup:
             factor = (progress + 1 / self.total_steps) / self.warmup
@@ -361,6 +445,18 @@ def lm_loss(model: NextWordLSTM, rows: torch.Tensor, bptt: int, device, precisio
     return total / count
 
 
+def my_rows(config: NextWordConfig, texts: list[Review], tokenizer: Tokenizer) -> torch.Tensor:
+    """The training stream's (batch, length) rows this process reads: all of them, or under torchrun an equal share,
+    so that the mean of the processes' mean losses is the whole batch's."""
+    texts = random.Random(config.seed).sample(texts, len(texts))
+    rows = batchify(token_stream(texts, tokenizer, config.backward), config.batch_size)
+    if world_size() == 1:
+        return rows
+    if config.batch_size % world_size():
+        raise SystemExit(f"--batch-size {config.batch_size} does not share out over {world_size()} processes")
+    return rows[rank() :: world_size()]
+
+
 def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[torch.nn.Module, Tokenizer, list, dict]:
     # The tokenizer sees every training text (the classifier shares it). The language model reads the IMDB reviews
     # (whose prose it is scored on) and the short Rotten Tomatoes sentences, in one shuffled order, so that the
@@ -369,7 +465,7 @@ def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[tor
         model, tokenizer = resume(NextWordLSTM, config, dropout=config.dropout, weight_drop=config.weight_drop,
                                   embedding_dropout=config.embedding_dropout)
     else:
-        tokenizer = Tokenizer.train([r.text for r in splits["train"]], vocab_size=config.vocab_size)
+        tokenizer = learned_tokenizer(splits, config.vocab_size)
         model = NextWordLSTM(
             vocab_size=tokenizer.vocab_size,
             embed_dim=config.hidden_size,
@@ -381,8 +477,8 @@ def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[tor
             weight_storage=config.weight_storage,
         )
     model.to(device)
-    texts = random.Random(config.seed).sample(splits["train"], len(splits["train"]))
-    train_rows = batchify(token_stream(texts, tokenizer, config.backward), config.batch_size)
+    net = distributed(model, device, config.seed)
+    train_rows = my_rows(config, splits["train"], tokenizer)
     valid_rows = batchify(token_stream(imdb(splits["valid"]), tokenizer, config.backward), 16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     windows = (train_rows.shape[1] - 1) // config.bptt
@@ -393,7 +489,7 @@ def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[tor
     def train_epoch(epoch: int, deadline: float) -> tuple[float, int]:
         model.train()
         state, tokens, started = None, 0, time.time()
-        bar = tqdm(range(steps), desc=f"epoch {epoch}", dynamic_ncols=True)
+        bar = tqdm(range(steps), desc=f"epoch {epoch}", dynamic_ncols=True, disable=rank() != 0)
         offset = random.randrange(bptt)  # a new window phase each epoch
         for step in bar:
             start = (offset + step * bptt) % (train_rows.shape[1] - bptt - 1)
@@ -402,21 +498,21 @@ def train_nextword(config: NextWordConfig, splits, device, on_best) -> tuple[tor
             x = train_rows[:, start : start + bptt].to(device)
             y = train_rows[:, start + 1 : start + 1 + bptt].to(device)
             with autocast(device, config.precision):
-                logits, state = model(x, state)
+                logits, state = net(x, state)
                 loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
             loss.backward()
             state = detach(state)
             clip_and_step(optimizer, model, config.clip)
             schedule.step()
-            tokens += y.numel()
+            tokens += y.numel() * world_size()
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.time() - started):.0f}")
-            if time.time() > deadline:
+            if past(deadline):
                 break
         speed = round(tokens / (time.time() - started))
-        return lm_loss(model, valid_rows, bptt, device, config.precision), speed
+        return from_rank_zero(lambda: lm_loss(model, valid_rows, bptt, device, config.precision)), speed
 
     best, history = run_epochs(config, model, train_epoch, True, lambda m, h: on_best(m, tokenizer, h))
-    return best, tokenizer, history, {"train_tokens_per_epoch": int(train_rows.numel()), **previous_runs(config)}
+    return best, tokenizer, history, {"train_tokens_per_epoch": int(train_rows.numel()) * world_size(), **previous_runs(config)}
 
 
 # ------------------------------------------------------------------------------------------------- classifier
@@ -514,9 +610,7 @@ def classifier_from_language_models(config: SentimentConfig, splits) -> tuple[Se
     parameters), else from scratch with a tokenizer of its own."""
     lm = load_model(NextWordLSTM, Path(config.init_from)) if config.init_from else None
     backward_lm = load_model(NextWordLSTM, Path(config.backward_from)) if config.backward_from else None
-    tokenizer = Tokenizer.load(config.init_from) if config.init_from else Tokenizer.train(
-        [r.text for r in splits["train"]], vocab_size=config.vocab_size
-    )
+    tokenizer = Tokenizer.load(config.init_from) if config.init_from else learned_tokenizer(splits, config.vocab_size)
     model = SentimentClassifier(
         vocab_size=tokenizer.vocab_size,
         embed_dim=lm.embedding.embedding_dim if lm else config.hidden_size,
@@ -534,35 +628,17 @@ def classifier_from_language_models(config: SentimentConfig, splits) -> tuple[Se
 
 
 def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[torch.nn.Module, Tokenizer, list, dict]:
-    if config.resume:
-        if config.init_from or config.backward_from:
-            raise SystemExit("--resume goes on from a trained classifier: --init-from and --backward-from do not apply")
-        model, tokenizer = resume(SentimentClassifier, config, dropout=config.dropout)
-        # Everything below the linear head keeps the smaller rate (--pretrained-lr-scale): in a classifier started
-        # from language models, those are the layers that were copied.
-        pretrained = [p for name, p in model.named_parameters() if not name.startswith("classifier.")]
-    else:
-        model, tokenizer, pretrained = classifier_from_language_models(config, splits)
+    model, tokenizer, pretrained = sentiment_model(config, splits)
     model.to(device)
+    net = Classify(model)
     inner = [r for r in splits["train"] if r.source == "imdb review sentence"]
     if inner and not config.resume:
         raise SystemExit("--review-sentences are labelled by the classifier being trained further: --resume one")
     # Every other row's target is its label (probability 0 or 1 of the positive class).
     soft_targets = review_sentence_targets(model, tokenizer, device, inner, config.review_odds) if inner else {}
-    pretrained_ids = {id(p) for p in pretrained}
-    new = [p for p in model.parameters() if id(p) not in pretrained_ids]
-    optimizer = torch.optim.AdamW(
-        [{"params": new, "lr": config.lr}, {"params": pretrained, "lr": config.lr * config.pretrained_lr_scale}],
-        weight_decay=0.01,
-    )
-    # Training reads shorter windows than the model will (--train-tokens): most of a review's verdict sits in its
-    # head and tail, and a step costs time in proportion to its length.
-    examples = [(head_and_tail(tokenizer.encode(r.text), config.train_tokens), r) for r in splits["train"]]
-    examples += [e for e in examples if e[1].source == "rotten_tomatoes"] * (config.short_repeats - 1)
-    # The same rows typed casually, so "not good at all" without capitals or punctuation reads the same.
-    casual_rows = random.sample(examples, int(len(examples) * config.casual_fraction))
-    examples += [(head_and_tail(tokenizer.encode(casual(r.text) or r.text), config.train_tokens), r)
-                 for _, r in casual_rows]
+    net = distributed(net, device, config.seed, held_fixed=bool(pretrained) and config.unfreeze_after > 0)
+    optimizer = discriminative_adamw(model, pretrained, config)
+    examples, casual_rows = sentiment_examples(config, splits["train"], tokenizer)
     steps = math.ceil(len(examples) / config.batch_size)
     steps = min(steps, config.steps_per_epoch or steps)
     schedule = WarmupCosine(optimizer, config.epochs * steps, config.max_minutes, config.warmup)
@@ -571,73 +647,159 @@ def train_sentiment(config: SentimentConfig, splits, device, on_best) -> tuple[t
     template_accuracy = []  # held-out negation templates at each validation, reported beside the history
 
     def validate(candidate, name: str) -> float:
-        # The weights as the checkpoint will store them: int8 alone moved validation by 0.005 in a run.
-        stored = weights.as_stored(candidate, candidate.weight_storage).eval()
-        valid = accuracy_by_source(SentimentPipeline(stored, tokenizer, device, source="training"), splits["valid"])
-        tqdm.write(f"{name}: valid accuracy {valid}")
-        if HELD_OUT_SOURCE in valid:
-            template_accuracy.append(valid.pop(HELD_OUT_SOURCE))
-        return mean_over_sources(valid)
+        return from_rank_zero(lambda: validation_score(candidate, tokenizer, device, splits["valid"], name,
+                                                       template_accuracy))
 
     def train_epoch(epoch: int, deadline: float) -> tuple[float, int]:
         model.train()
         # Words are dropped before the texts are grouped by length, so that a batch still needs no padding.
         read = [(drop_words(ids, config.word_dropout), review) for ids, review in examples]
         batches = length_batches(read, config.batch_size, key=lambda e: len(e[0]), shuffle=True)
-        bar = tqdm(batches[:steps], desc=f"epoch {epoch}", dynamic_ncols=True)
+        # Under torchrun every process takes a share of each batch: a batch too small to share is left out.
+        batches = [b for b in batches if len(b) >= world_size()]
+        bar = tqdm(batches[:steps], desc=f"epoch {epoch}", dynamic_ncols=True, disable=rank() != 0)
         tokens, started = 0, time.time()
         for batch in bar:
             # Gradual unfreezing: the copied layers stay fixed while the new ones settle.
             for param in pretrained:
                 param.requires_grad_(schedule.progress >= config.unfreeze_after)
-            ids, lengths = pad_batch(same_length([e[0] for e in batch]), tokenizer.pad_id)
-            ids = ids.to(device)
-            positive = torch.tensor([soft_targets.get(e[1], float(e[1].label)) for e in batch], device=device)
-            positive = positive * (1 - config.label_smoothing) + config.label_smoothing / 2
-            targets = torch.stack([1 - positive, positive], 1)
-            with autocast(device, config.precision):
-                embedded = model.embedding(ids)
-                if config.adversarial:  # keep the loss's gradient at the embeddings, even while they are held fixed
-                    embedded.requires_grad_().retain_grad()
-                loss = F.cross_entropy(model.classify_embeddings(embedded, lengths).float(), targets)
-            loss.backward()
-            if config.adversarial:
-                # The same batch once more, each text's embeddings moved where its loss rises fastest; the weights
-                # learn from both (the move itself is held fixed, as in Miyato et al.).
-                step = adversarial_step(embedded.grad, adversarial_size)
-                with autocast(device, config.precision):
-                    moved = model.embedding(ids) + step
-                    F.cross_entropy(model.classify_embeddings(moved, lengths).float(), targets).backward()
+            targets = [soft_targets.get(e[1], float(e[1].label)) for e in batch]
+            loss, read_tokens = sentiment_step(net, [e[0] for e in batch], targets, config, device, adversarial_size,
+                                               tokenizer.pad_id)
             clip_and_step(optimizer, model, config.clip)
             schedule.step()
             if average is not None and schedule.progress >= config.average_from:
                 average.update_parameters(model)
-            tokens += int(lengths.sum())
-            bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.time() - started):.0f}")
-            if time.time() > deadline:
+            tokens += read_tokens
+            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens / (time.time() - started):.0f}")
+            if past(deadline):
                 break
         speed = round(tokens / (time.time() - started))
         return validate(model, f"epoch {epoch}"), speed
 
     best, history = run_epochs(config, model, train_epoch, False, lambda m, h: on_best(m, tokenizer, h))
+    extra = sentiment_record(config, splits, casual_rows, template_accuracy, soft_targets)
+    if average is not None and average.n_averaged > 0:
+        extra["weight_average"] = keep_average_if_better(average, best, history, validate, config.average_from)
+    return best, tokenizer, history, extra
+
+
+def discriminative_adamw(model, pretrained: list, config: SentimentConfig) -> torch.optim.AdamW:
+    """AdamW with the smaller learning rate (--pretrained-lr-scale) for the layers copied from a language model."""
+    pretrained_ids = {id(p) for p in pretrained}
+    new = [p for p in model.parameters() if id(p) not in pretrained_ids]
+    return torch.optim.AdamW(
+        [{"params": new, "lr": config.lr}, {"params": pretrained, "lr": config.lr * config.pretrained_lr_scale}],
+        weight_decay=0.01,
+    )
+
+
+def keep_average_if_better(average: AveragedModel, best, history: list, validate, start: float) -> dict:
+    """Loads the weight average into `best` when it validates at least as well as the best epoch; returns the
+    record of what it scored."""
+    value = round(validate(average.module, f"average of {average.n_averaged} steps"), 4)
+    kept = value >= max(e.metric for e in history)
+    if kept:
+        best.load_state_dict(average.module.state_dict())
+    return {"from": start, "steps": int(average.n_averaged), "valid_accuracy": value, "kept": kept}
+
+
+def sentiment_model(config: SentimentConfig, splits) -> tuple[SentimentClassifier, Tokenizer, list]:
+    """The classifier to train, its tokenizer and the parameters that take the smaller learning rate: a resumed
+    checkpoint, or a new classifier started from the language models."""
+    if not config.resume:
+        return classifier_from_language_models(config, splits)
+    if config.init_from or config.backward_from:
+        raise SystemExit("--resume goes on from a trained classifier: --init-from and --backward-from do not apply")
+    model, tokenizer = resume(SentimentClassifier, config, dropout=config.dropout)
+    # Everything below the linear head keeps the smaller rate (--pretrained-lr-scale): in a classifier started
+    # from language models, those are the layers that were copied.
+    pretrained = [p for name, p in model.named_parameters() if not name.startswith("classifier.")]
+    return model, tokenizer, pretrained
+
+
+def sentiment_examples(config: SentimentConfig, rows: list[Review], tokenizer: Tokenizer) -> tuple[list, list]:
+    """(token ids, row) for every training text, plus the repeats and casual copies; and the casual copies' rows."""
+    # Training reads shorter windows than the model will (--train-tokens): most of a review's verdict sits in its
+    # head and tail, and a step costs time in proportion to its length.
+    examples = [(head_and_tail(tokenizer.encode(r.text), config.train_tokens), r) for r in rows]
+    examples += [e for e in examples if e[1].source == "rotten_tomatoes"] * (config.short_repeats - 1)
+    # The same rows typed casually, so "not good at all" without capitals or punctuation reads the same.
+    casual_rows = random.sample(examples, int(len(examples) * config.casual_fraction))
+    examples += [(head_and_tail(tokenizer.encode(casual(r.text) or r.text), config.train_tokens), r)
+                 for _, r in casual_rows]
+    return examples, casual_rows
+
+
+class Classify(torch.nn.Module):
+    """The classifier from token ids to float logits, its embeddings optionally moved (adversarial training) or kept
+    for their gradient: both reads of a batch go through this one forward, which DistributedDataParallel sees."""
+
+    def __init__(self, model: SentimentClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, lengths, move=None, keep_gradient: bool = False):
+        embedded = self.model.embedding(ids)
+        if move is not None:
+            embedded = embedded + move
+        if keep_gradient:  # keep the loss's gradient at the embeddings, even while they are held fixed
+            embedded.requires_grad_().retain_grad()
+        return self.model.classify_embeddings(embedded, lengths).float(), embedded
+
+
+def sentiment_step(net: Classify, sequences: list[list[int]], positive: list[float], config: SentimentConfig,
+                   device, adversarial_size: float, pad_id: int) -> tuple[float, int]:
+    """The forward and backward passes of one batch (this process's share of it); returns the share's loss and the
+    whole batch's tokens."""
+    sequences = same_length(sequences)  # cut as one batch before it is shared out, as a single process cuts it
+    mine = range(rank(), len(sequences), world_size())
+    ids, lengths = pad_batch([sequences[i] for i in mine], pad_id)
+    ids = ids.to(device)
+    target = torch.tensor([positive[i] for i in mine], device=device)
+    target = target * (1 - config.label_smoothing) + config.label_smoothing / 2
+    targets = torch.stack([1 - target, target], 1)
+    # A share's mean loss counts by its size, so that DDP's average of the shares' gradients is the whole batch's.
+    share = len(mine) * world_size() / len(sequences)
+    with autocast(device, config.precision):
+        logits, embedded = net(ids, lengths, keep_gradient=bool(config.adversarial))
+        loss = F.cross_entropy(logits, targets)
+    (loss * share if share != 1 else loss).backward()
+    if config.adversarial:
+        # The same batch once more, each text's embeddings moved where its loss rises fastest; the weights
+        # learn from both (the move itself is held fixed, as in Miyato et al.).
+        step = adversarial_step(embedded.grad, adversarial_size)
+        with autocast(device, config.precision):
+            moved = F.cross_entropy(net(ids, lengths, move=step)[0], targets)
+        (moved * share if share != 1 else moved).backward()
+    return loss.item(), sum(len(s) for s in sequences)
+
+
+def validation_score(candidate, tokenizer, device, rows: list[Review], name: str, template_accuracy: list) -> float:
+    """Mean validation accuracy over the sources of the weights as the checkpoint will store them (int8 alone moved
+    validation by 0.005 in a run); the held-out negation templates go to `template_accuracy` instead."""
+    stored = weights.as_stored(candidate, candidate.weight_storage).eval()
+    valid = accuracy_by_source(SentimentPipeline(stored, tokenizer, device, source="training"), rows)
+    tqdm.write(f"{name}: valid accuracy {valid}")
+    if HELD_OUT_SOURCE in valid:
+        template_accuracy.append(valid.pop(HELD_OUT_SOURCE))
+    return mean_over_sources(valid)
+
+
+def sentiment_record(config: SentimentConfig, splits, casual_rows, template_accuracy, soft_targets) -> dict:
+    """What training.json adds for a classifier: where it started, the treebank's counts, the soft labels."""
     extra = {"transferred_from": str(config.init_from), "backward_from": str(config.backward_from),
              "casual_copies": len(casual_rows), **previous_runs(config)}
     if "treebank" in splits:
         extra["treebank"] = {**splits["treebank"], "held_out_template_accuracy": template_accuracy}
     if soft_targets:
         agree = sum((t > 0.5) == bool(r.label) for r, t in soft_targets.items()) / len(soft_targets)
-        extra["review_sentences"] = {"count": len(inner), "share_labelled_as_their_review": round(agree, 4)}
-    if average is not None and average.n_averaged > 0:
-        value = round(validate(average.module, f"average of {average.n_averaged} steps"), 4)
-        kept = value >= max(e.metric for e in history)
-        if kept:
-            best.load_state_dict(average.module.state_dict())
-        extra["weight_average"] = {"from": config.average_from, "steps": int(average.n_averaged),
-                                   "valid_accuracy": value, "kept": kept}
+        extra["review_sentences"] = {"count": sum(r.source == "imdb review sentence" for r in splits["train"]),
+                                     "share_labelled_as_their_review": round(agree, 4)}
     backward_record = training_record(config.backward_from)
     if backward_record:  # the backward LM is not shipped: keep its recipe here
         extra["backward_lm"] = backward_record
-    return best, tokenizer, history, extra
+    return extra
 
 
 # ----------------------------------------------------------------------------------------------------- common
@@ -684,12 +846,12 @@ def run_epochs(config: TrainConfig, model, train_epoch, lower_is_better: bool, o
     for epoch in range(1, config.epochs + 1):
         value, speed = train_epoch(epoch, deadline)
         history.append(Epoch(epoch, round(value, 4), speed, round((time.time() - started) / 60, 1)))
-        tqdm.write(f"epoch {epoch}: validation {value:.4f}, {speed} tokens/s")
+        say(f"epoch {epoch}: validation {value:.4f}, {speed} tokens/s")
         if best_value is None or (value < best_value if lower_is_better else value > best_value):
             best_value, best_state = value, copy.deepcopy(model.state_dict())
             on_best(model, history)
-        if time.time() > deadline:
-            tqdm.write(f"stopping: the {config.max_minutes}-minute budget is spent")
+        if past(deadline):
+            say(f"stopping: the {config.max_minutes}-minute budget is spent")
             break
     model.load_state_dict(best_state)
     return model, history
@@ -708,11 +870,12 @@ def save(model, tokenizer: Tokenizer, out: Path, recipe: dict) -> None:
 
 
 def train(config: TrainConfig, splits: dict[str, list[Review]], checkpoint: Callable | None = None) -> TrainResult:
-    """Trains config.kind on `splits`. `checkpoint(model, tokenizer, recipe)` runs at each new best epoch."""
+    """Trains config.kind on `splits`. `checkpoint(model, tokenizer, recipe)` runs at each new best epoch (on rank 0
+    alone under torchrun, where every process returns the same model)."""
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = pick_device(config.device)
+    device = join_processes(config.device)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in float32
     precision = pick_precision(config.precision, device)
@@ -735,11 +898,12 @@ def train(config: TrainConfig, splits: dict[str, list[Review]], checkpoint: Call
             "hardware": device_name(device) if device.type == "cuda"
             else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
             "train_rows": len(splits["train"]),
+            **({"processes": world_size()} if world_size() > 1 else {}),
             **extra,
         }
 
     def on_best(model, tokenizer, history: list[Epoch]) -> None:
-        if checkpoint is not None:
+        if checkpoint is not None and rank() == 0:
             checkpoint(model, tokenizer, recipe(model, history, {}))
 
     trainer = train_nextword if config.kind == "nextword" else train_sentiment
@@ -769,8 +933,11 @@ def parse_args(argv=None) -> TrainConfig:
 def main(argv=None) -> None:
     config = parse_args(argv)
     result = train(config, load_splits(), checkpoint=lambda m, t, r: save(m, t, config.out, r))
-    save(result.model, result.tokenizer, config.out, result.recipe)
-    print(f"wrote {config.out} after {result.recipe['training_minutes']} minutes")
+    if rank() == 0:
+        save(result.model, result.tokenizer, config.out, result.recipe)
+        print(f"wrote {config.out} after {result.recipe['training_minutes']} minutes")
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
