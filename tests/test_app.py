@@ -4,7 +4,6 @@ library itself computes, so the page cannot show a number the model did not prod
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import math
@@ -15,29 +14,22 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from conftest import HTML_TEXT, ODD_TEXTS, array, assert_error, plot_json, serve_locally
 
 import app
 from seqdemo.core import gates
+from seqdemo.inference import pipeline as pipeline_module
 from seqdemo.inference.sentiment import SentimentPipeline
-from seqdemo.web import plots
+from seqdemo.web import limits, plots
 from seqdemo.web import presentation as show
-from tests.conftest import serve_locally
+from seqdemo.web.endpoints import endpoint
+from seqdemo.web.inspector_tab import InspectorHandlers
+from seqdemo.web.nextword_tab import NextWordHandlers, fresh_seed
+from seqdemo.web.page import metrics_markdown
+from seqdemo.web.sentiment_tab import SentimentHandlers
+from seqdemo.web.settings import Settings
 
-# gradio's queue uses pandas options that pandas 3 deprecates: its warnings, not the page's.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated.*"),
-]
 gradio_client = pytest.importorskip("gradio_client")
-AppError = gradio_client.exceptions.AppError
-
-HTML_TEXT = '<img src=x onerror="window.pwned=1"> <script>window.pwned=1</script> <b>bold</b>'
-ODD_TEXTS = {
-    "emoji": "I loved it 🙂🎬👍",
-    "cjk": "这部电影很好看。映画は良かった",
-    "rtl": "הסרט היה טוב מאוד \u202eevil\u202c",
-    "control": "good\x00movie\x07\x1b[31m red\x7f",
-}
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +39,6 @@ def client(pipelines):
         yield gradio_client.Client(serve_locally(demo), verbose=False, analytics_enabled=False)
     finally:
         demo.close()
-
-
-def plot_json(value: dict) -> dict:
-    assert value["type"] == "plotly"
-    return json.loads(value["plot"])
-
-
-def array(value) -> np.ndarray:
-    """A plotly array from the figure JSON: a plain list, or plotly's typed-array form {dtype, bdata, shape}."""
-    if isinstance(value, dict):
-        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        return data.reshape([int(n) for n in str(value.get("shape", len(data))).split(",")])
-    return np.asarray(value, dtype=float)
 
 
 def chips(coloured: str) -> list[tuple[str, float]]:
@@ -85,13 +64,6 @@ def assert_chips(coloured: str | list, expected: list[tuple[str, float]], abs_to
     assert [value for _, value in shown] == pytest.approx([value for _, value in expected], abs=abs_tol)
 
 
-def assert_error(client, *args, api_name: str, says: str) -> None:
-    with pytest.raises(AppError) as raised:
-        client.predict(*args, api_name=api_name)
-    assert says in str(raised.value)
-    assert "Traceback" not in str(raised.value)
-
-
 @pytest.mark.parametrize("chosen, enabled", [(None, False), ("True", True), ("False", False)])
 def test_analytics_stay_off_unless_turned_on(monkeypatch, pipelines, chosen, enabled):
     """Building the page with the variable unset turns gradio's analytics off; a user's own choice stands.
@@ -109,6 +81,17 @@ def test_analytics_stay_off_unless_turned_on(monkeypatch, pipelines, chosen, ena
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == (chosen or "False")
     if not enabled:
         assert sent == []
+
+
+@pytest.mark.parametrize("concurrency, threads", [(1, 8), (4, 2), (3, 2), (16, 1)])
+def test_handlers_times_torch_threads_fit_the_cores(monkeypatch, pipelines, concurrency, threads):
+    """On 8 cores, the page gives each of its handlers 8 // concurrency torch threads, at least one."""
+    monkeypatch.setattr(pipeline_module, "available_cores", lambda: 8)
+    try:
+        app.build_demo(*pipelines, settings=Settings(concurrency=concurrency)).close()
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(1)  # conftest's choice for the tiny models
 
 
 def test_the_page_offers_every_endpoint(client):
@@ -135,7 +118,7 @@ def test_classify(client, pipelines, method):
         assert confidences[name] == pytest.approx(p, abs=1e-6)
 
     # Every word of the text, with its pieces' summed push: together they add up to the decision.
-    explanation = sentiment.explain(text, method=method, steps=show.IG_STEPS)
+    explanation = sentiment.explain(text, method=method, steps=limits.IG_STEPS)
     assert_chips(coloured, expected_words(sentiment.tokenizer, explanation.ids, explanation.attributions))
     assert " ".join(word for word, _ in chips(coloured)) == text
     assert sum(v for _, v in chips(coloured)) == pytest.approx(sum(explanation.attributions), abs=1e-4)
@@ -171,7 +154,7 @@ def test_colours_follow_the_sentiment_not_the_verdict(tiny_sentiment, tiny_token
     coloured = {}
     for verdict in (0, 1):
         sentiment = biased(tiny_sentiment, tiny_tokenizer, verdict)
-        probabilities, coloured[verdict], *_ = app.Handlers(sentiment, pipelines[1]).classify(text)
+        probabilities, coloured[verdict], *_ = SentimentHandlers(sentiment).classify(text)
         assert max(probabilities, key=probabilities.get) == sentiment.labels[verdict]
     backgrounds = [re.findall(r'class="sq-chip" style="background:(#[0-9a-f]{6})', coloured[v]) for v in (0, 1)]
     assert backgrounds[0] == backgrounds[1]  # no colour flips with the verdict
@@ -194,6 +177,27 @@ def test_trajectory(client, pipelines):
     assert list(array(line["x"])) == list(range(1, len(words) + 1))
     assert array(line["y"]) == pytest.approx(expected, abs=1e-6)
     assert_error(client, " ", api_name="/trajectory", says="empty")
+
+
+def test_a_long_texts_trajectory_is_spaced_exact_and_says_so(client, pipelines):
+    """A long text gets at most 64 points, at evenly spaced word ends (the last always among them), each the
+    model's P(positive) of that prefix read alone; the chart's title says how many of how many. A short text's
+    chart has a point per word and says nothing of spacing."""
+    sentiment, _ = pipelines
+    text = " ".join(["The plot was thin but the acting saved it, and I loved it."] * 12)
+    ids = sentiment.tokenizer.encode(text)
+    assert len(ids) <= sentiment.max_tokens  # read whole: the spacing, not a truncation, is under test
+    words = sentiment.tokenizer.words(ids, [0.0] * len(ids))
+    figure = plot_json(client.predict(text, api_name="/trajectory"))
+    xs = [int(x) for x in array(figure["data"][0]["x"])]
+    assert len(words) > 64 and len(xs) == 64 and xs[-1] == len(words)
+    gaps = np.diff([0, *xs])
+    assert gaps.min() >= 1 and gaps.max() - gaps.min() <= 1  # evenly spaced
+    expected = [float(sentiment.probabilities([ids[: max(words[x - 1].positions) + 1]])[0, -1]) for x in xs]
+    assert array(figure["data"][0]["y"]) == pytest.approx(expected, abs=1e-5)
+    assert f"64 of {len(words)} word ends, evenly spaced; each point exact" in figure["layout"]["title"]["text"]
+    short = plot_json(client.predict("I loved it", api_name="/trajectory"))
+    assert "spaced" not in short["layout"]["title"]["text"]
 
 
 def test_classify_bad_input(client, pipelines):
@@ -221,7 +225,8 @@ def test_classify_bad_input(client, pipelines):
     # The skipped middle sits exactly where the kept start ends: the start's words, the mark, the end's words.
     shown = chips(coloured)
     [skipped] = [i for i, (word, _) in enumerate(shown) if "middle skipped" in word]
-    explanation = sentiment.explain(show.clip(long_text, "head_tail")[0])
+    half = limits.MAX_CHARS // 2
+    explanation = sentiment.explain(long_text[:half] + " " + long_text[-half:])  # the page keeps both ends
     cut = explanation.middle_skipped_at
     assert cut == sentiment.max_tokens // 2
     head = expected_words(sentiment.tokenizer, explanation.ids[:cut], explanation.attributions[:cut])
@@ -276,24 +281,36 @@ def test_generate(client, pipelines):
 
 
 def test_a_blank_seed_gets_a_fresh_one_that_is_shown_and_repeats_the_text(pipelines):
-    handlers = app.Handlers(*pipelines)
-    texts, seeds = set(), set()
+    """The page fills a blank seed with a fresh one, generates with it, and names it afterwards: typing that seed
+    gives the very text again. The greedy continuation is the library's temperature-0 text."""
+    handlers = NextWordHandlers(pipelines[1])
+    seeds = set()
     for _ in range(3):
-        *_, (text, greedy, note) = handlers.generate_page("The acting was", 8, 1.5, 0, 1.0, " ", True)
-        seed = int(re.search(r"Seed \*\*(\d+)\*\*", note).group(1))
+        seed, writing = fresh_seed(" ")
+        assert writing == f"Seed **{seed}**: writing…"
+        *_, text = handlers.generate("The acting was", 8, 1.5, 0, 1.0, seed)
+        greedy, note = handlers.finish("The acting was", 8, 1.5, 0, 1.0, seed, True)
+        assert note.startswith(f"Seed **{seed}**: type it")
         assert text == pipelines[1].generate("The acting was", max_new_tokens=8, temperature=1.5, top_k=0, top_p=1.0,
-                                             seed=seed, whole_words=True)
+                                             seed=int(seed), whole_words=True)
         assert greedy == pipelines[1].generate("The acting was", max_new_tokens=8, temperature=0, whole_words=True)
-        texts.add(text)
         seeds.add(seed)
     assert len(seeds) == 3  # fresh each time
-    *streamed, (_, greedy, note) = handlers.generate_page("The acting was", 8, 1.5, 0, 1.0, "12", False)
-    assert greedy == ""
-    # While the text streams the note says so; the last update says how to get the text again.
-    assert streamed and all(update[2] == "Seed **12**: writing…" for update in streamed)
-    assert note.startswith("Seed **12**: type it")
+    assert fresh_seed(" 12 ")[0] == "12"
+    assert handlers.finish("The acting was", 8, 1.5, 0, 1.0, "12", False)[0] == ""
     with pytest.raises(ValueError, match="whole number"):
-        list(handlers.generate_page("The acting was", 8, 1.5, 0, 1.0, "1.5", False))
+        handlers.finish("The acting was", 8, 1.5, 0, 1.0, "1.5", False)
+
+
+def test_a_temperature_too_small_to_divide_by_is_greedy_and_the_page_says_so(pipelines):
+    """1e-320 is a valid temperature below float32's range: the text is the greedy one, and the note beside the
+    generation says that greedy decoding was used; an ordinary temperature gets no such note."""
+    handlers, nextword = NextWordHandlers(pipelines[1]), pipelines[1]
+    *_, text = handlers.generate("The acting was", 8, 1e-320, 0, 1.0, "12")
+    assert text == nextword.generate("The acting was", max_new_tokens=8, temperature=0, whole_words=True)
+    note = handlers.finish("The acting was", 8, 1e-320, 0, 1.0, "12", False)[1]
+    assert note.startswith("Seed **12**") and "greedy decoding (temperature 0) was used" in note.replace("\\", "")
+    assert "greedy" not in handlers.finish("The acting was", 8, 0.8, 0, 1.0, "12", False)[1]
 
 
 def test_generate_bad_input(client):
@@ -302,7 +319,7 @@ def test_generate_bad_input(client):
     assert_error(client, "The acting was", 5, 0.8, 50, 0.0, 0, api_name="/generate",
                  says="top_p must be a number above 0 and at most 1.")
     assert_error(client, "The acting was", 5000, 0.8, 50, 0.9, 0, api_name="/generate",
-                 says=f"max_new_tokens must be a whole number from 1 to {app.MAX_NEW_TOKENS}.")
+                 says=f"max_new_tokens must be a whole number from 1 to {limits.MAX_NEW_TOKENS.high}.")
     text = client.predict(HTML_TEXT, 3, 0.8, 50, 0.95, 0, api_name="/generate")
     assert text.startswith(HTML_TEXT)
 
@@ -395,7 +412,7 @@ def test_inspect(client, pipelines):
 
 def test_the_heatmap_shows_the_top_units_unless_all_are_asked_for(pipelines, monkeypatch):
     monkeypatch.setattr(plots, "TOP_UNITS", 4)
-    handlers = app.Handlers(*pipelines)
+    handlers = InspectorHandlers({"sentiment": pipelines[0], "nextword": pipelines[1]}, None)
     hidden = pipelines[0].model.rnn.hidden_size
     order = gates.rank_units_by_variance(gates.trace_text(pipelines[0].model, pipelines[0].tokenizer,
                                                           "not good at all").layers[(0, 0)]["i"])
@@ -463,16 +480,35 @@ def test_inspect_odd_text(client):
         assert chips(unit_text) and "<0x" not in unit_text
 
 
-def test_the_page_shows_an_error_beside_its_control_and_keeps_the_rest(pipelines):
-    """On the page a bad input fills the message box and skips every other output; the API raises instead."""
-    handlers = app.Handlers(*pipelines)
-    inspect = app.inline_errors(handlers.inspect_gates, 5)
-    *kept, message = inspect("not good at all", "sentiment", 0, "forward", "f", "index", "999")
-    assert kept == [gr.skip()] * 5 and "Units run from 0" in message
-    *shown, message = inspect("not good at all", "sentiment", 0, "forward", "f", "index", "3")
+def test_the_page_shows_an_error_beside_its_control_and_keeps_the_rest(pipelines, caplog):
+    """With the page flag a bad input fills the message and skips every other output; without it (a script) the
+    error is raised. An InputError is the person's and is not logged; anything else is logged with its traceback
+    and shown as one plain line."""
+    handlers = InspectorHandlers({"sentiment": pipelines[0], "nextword": pipelines[1]}, None)
+    inspect = endpoint(handlers.inspect_gates, inputs=7, outputs=5)
+    *kept, message = inspect("not good at all", "sentiment", 0, "forward", "f", "index", "999", True)
+    assert kept == [gr.skip()] * 5 and message.startswith("Units run from 0")
+    *shown, message = inspect("not good at all", "sentiment", 0, "forward", "f", "index", "3", True)
     assert message == "" and shown[0] is not None
-    *kept, message = app.inline_errors(handlers.read_review, 6)("   ")
-    assert kept == [gr.skip()] * 6 and "empty" in message
+    with pytest.raises(gr.Error, match="Units run from 0"):
+        inspect("not good at all", "sentiment", 0, "forward", "f", "index", "999")
+    assert not [r for r in caplog.records if r.name == "seqdemo.web"]
+
+    def broken(text):
+        raise RuntimeError("a bug of ours, not the visitor's: " + text)
+
+    *kept, message = endpoint(broken, inputs=1, outputs=2)("secret <b>", True)
+    assert kept == [gr.skip()] * 2
+    assert message == "Something went wrong inside the model (RuntimeError); the server log has the details."
+    [record] = [r for r in caplog.records if r.name == "seqdemo.web"]
+    assert record.exc_info and "secret <b>" in str(record.exc_info[1])
+
+    def stream(text):
+        yield text
+        raise ValueError("not an InputError: ours to fix")
+
+    assert list(endpoint(stream, inputs=1, outputs=1)("a", True)) == [
+        ("a", ""), (gr.skip(), "Something went wrong inside the model (ValueError); the server log has the details.")]
 
 
 def test_export_trace(client, pipelines, tmp_path):
@@ -481,11 +517,33 @@ def test_export_trace(client, pipelines, tmp_path):
     with np.load(npz, allow_pickle=False) as arrays:
         traced = gates.trace_text(sentiment.model, sentiment.tokenizer, "not good at all")
         assert list(arrays["tokens"]) == traced.tokens
-        np.testing.assert_allclose(arrays["layer0_backward/c"], traced.layers[(0, 1)]["c"].numpy(), atol=1e-6)
+        # Downloads hold float16 (seqdemo.web.exports): about three significant digits.
+        np.testing.assert_allclose(arrays["layer0_backward/c"], traced.layers[(0, 1)]["c"].numpy(), rtol=1e-3,
+                                   atol=1e-4)
     path = client.predict("I loved it", "nextword", "json", api_name="/export_trace")
-    data = json.loads(open(path, encoding="utf-8").read())
+    import gzip  # a JSON download may come gzipped (seqdemo.web.exports)
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as file:
+        data = json.load(file)
     assert {"tokens", "ids", "truncated", "layer2_forward/f"} <= set(data)
     assert_error(client, "", "sentiment", "npz", api_name="/export_trace", says="empty")
+
+
+def test_exports_are_counted_per_visitor(client):
+    """Each caller's downloads go to its own share of the store, named by gradio's session hash."""
+    from pathlib import Path
+
+    from gradio.utils import get_upload_folder
+
+    from seqdemo.web.exports import visitor_key
+
+    other = gradio_client.Client(client.src, verbose=False, analytics_enabled=False)
+    store = Path(get_upload_folder()) / "seqdemo-exports"
+    for caller in (client, other):
+        caller.predict("not good at all", "sentiment", "npz", api_name="/export_trace")
+        assert list(store.glob(f"*/{visitor_key(caller.session_hash)}/**/seqdemo-gates-sentiment.npz"))
+    assert visitor_key(client.session_hash) != visitor_key(other.session_hash)
 
 
 # -- the model card ----------------------------------------------------------------------------------------------
@@ -496,12 +554,12 @@ def test_metrics_come_from_the_checkpoint_folder(tmp_path, pipelines):
     folder = tmp_path / "checkpoints" / "sentiment"
     folder.mkdir(parents=True)
     local = type("P", (), {"folder": folder})()
-    assert "not measured yet" in show.metrics_markdown(local, "Sentiment model")
+    assert "not measured yet" in metrics_markdown(local, "Sentiment model")
     (folder / "metrics.json").write_text(json.dumps({
         "command": "python -m seqdemo.experiments.evaluate checkpoints/sentiment",
         "hardware": "CPU",
         "results": {"accuracy imdb": 0.8765},
     }))
-    card = show.metrics_markdown(local, "Sentiment model")
+    card = metrics_markdown(local, "Sentiment model")
     assert "0\\.8765" in card and "accuracy imdb" in card
-    assert "not measured yet" in show.metrics_markdown(sentiment, "Sentiment model")
+    assert "not measured yet" in metrics_markdown(sentiment, "Sentiment model")

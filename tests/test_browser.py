@@ -9,63 +9,19 @@ Set SEQDEMO_BROWSER_CHECKPOINTS=1 to serve the real checkpoints (seqdemo.load) i
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
+import re
 
 import pytest
-
-from tests.conftest import serve_locally, tiny_pipelines
-
-# gradio's queue uses pandas options that pandas 3 deprecates: its warnings, not the page's.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated.*"),
-]
-CHROMIUM = os.environ.get("SEQDEMO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-SHOTS = Path(os.environ.get("SEQDEMO_SCREENSHOTS") or Path(__file__).resolve().parent.parent / "screenshots")
-TIMEOUT = 60_000  # ms: the machine may be busy
-
-# Each payload sets a flag if it ever runs; alert() also opens a dialog, which is recorded.
-PAYLOAD = (
-    '<img src=x onerror="window.__xss=1;alert(1)"> <script>window.__xss=2;alert(2)</script> '
-    '<svg onload="window.__xss=3"></svg> <b>bold</b>'
+from conftest import (
+    PAYLOAD,
+    SHOTS,
+    assert_inert,
+    open_page,
+    open_tab,
+    serve_locally,
+    tiny_pipelines,
+    wait_for_text,
 )
-
-
-def _missing_browser() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed"
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        return f"no chromium at {CHROMIUM}"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    missing = _missing_browser()
-    if missing:
-        if IN_CI:
-            pytest.fail(f"CI needs the browser tests: {missing}", pytrace=False)
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -88,21 +44,6 @@ def url(browser, pipelines):
         demo.close()
 
 
-def open_page(browser, url: str, width: int, height: int = 900):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    ignore = SHOTS / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# screenshots of tests/test_browser.py\n*\n")
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(url)
-    page.wait_for_selector("#sentiment-button")
-    return context, page
-
-
 @pytest.fixture(scope="module")
 def page(browser, url):
     context, page = open_page(browser, url, 1280)
@@ -110,8 +51,22 @@ def page(browser, url):
     context.close()
 
 
+IDLE = """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]
+    .every(tracker => tracker.classList.contains('hide'))"""
+DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(plot => plot.offsetParent !== null)
+    .every(plot => plot.querySelector('.main-svg'))"""
+
+
+def wait_idle(page) -> None:
+    """Waits until no event is running: every output's status tracker is hidden again."""
+    page.wait_for_function(IDLE)
+
+
 def shot(page, name: str) -> None:
-    page.wait_for_timeout(400)  # let plotly finish drawing
+    """A full-page screenshot once no event runs and every plot on view has drawn (conftest's shot waits for
+    every plot, including those on hidden tabs, and not for the events)."""
+    wait_idle(page)
+    page.wait_for_function(DRAWN)  # every plot on view has drawn its figure
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
@@ -131,20 +86,6 @@ def wait_for_chips(page, selector: str, words: list[str]) -> None:
     )
 
 
-def wait_for_text(page, selector: str, text: str) -> None:
-    """Waits until the element's text contains `text`; a coloured text's chips are read one after another."""
-    page.wait_for_function(
-        """([selector, text]) => {
-            const el = document.querySelector(selector);
-            if (!el) return false;
-            const chips = el.querySelectorAll(".sq-chip");
-            const shown = chips.length ? [...chips].map(c => c.textContent).join("") : el.innerText;
-            return shown.includes(text);
-        }""",
-        arg=[selector, text],
-    )
-
-
 def words_of(pipelines, text: str) -> list[str]:
     """The chips a text should show: its words as the tokenizer groups them, as the page writes them."""
     from seqdemo.web import presentation as show
@@ -152,22 +93,6 @@ def words_of(pipelines, text: str) -> list[str]:
     tokenizer = pipelines[0].tokenizer
     ids = tokenizer.encode(text)
     return [show.shown(w.text) for w in show.word_spans(tokenizer, ids, [0.0] * len(ids))]
-
-
-def assert_inert(page) -> None:
-    """Nothing the payload carries ran, and nothing it names became an element."""
-    assert page.evaluate("() => window.__xss") is None
-    assert page.dialogs == []
-    assert page.locator("img[src='x']").count() == 0
-    assert page.locator("svg[onload]").count() == 0
-
-
-def open_tab(page, name: str) -> None:
-    tab = page.get_by_role("tab", name=name, exact=True)
-    if not tab.is_visible():  # a narrow page keeps the tabs that do not fit in gradio's overflow menu
-        page.locator(".overflow-menu button").first.click()
-        tab = page.locator(".overflow-dropdown button", has_text=name)
-    tab.click()
 
 
 def press_enter_in(page, selector: str, text: str) -> None:
@@ -235,6 +160,24 @@ def test_an_example_click_runs_it(page, pipelines):
     shot(page, "sentiment-example")
 
 
+def test_an_inspector_example_without_the_marked_word_clears_the_finder_and_says_why(page):
+    """The word box still holds "not": an example without it clears the found units with one line, and no
+    error appears about a box the visitor did not touch; the heatmap follows the new text."""
+    open_tab(page, TABS["gates"])
+    press_enter_in(page, "#gates-text textarea", "not good at all")
+    wait_for_text(page, "#gates-found-note", "at the marked words")
+    wait_idle(page)  # the submitted text's own events are done before the example's start
+    page.locator("#gates-text").locator("xpath=../..").get_by_text("I loved it", exact=True).first.click()
+    wait_for_text(page, "#gates-found-note", "not in this text")
+    wait_for_text(page, "#gates-unit-text", "loved")
+    wait_idle(page)
+    # (the boxes may still hold a status tracker's timer, "0.1s": no message is a box without words)
+    for box in ("#gates-find-error", "#gates-error"):
+        assert not re.search(r"[A-Za-z]{2}", page.locator(box).inner_text()), box
+    no_toast(page)
+    shot(page, "gates-example-clears-finder")
+
+
 def test_a_word_of_several_pieces_is_one_chip(page, pipelines):
     tokenizer = pipelines[0].tokenizer
     text = "A modest, grinning film.\n\nBeautifully done"
@@ -277,7 +220,7 @@ def test_a_bad_unit_shows_one_message_and_the_heatmap_stays(page):
     press_enter_in(page, "#gates-unit input", "999")
     page.locator("#gates-heatmap").click()  # the box loses focus: a second chance to complain
     page.wait_for_function("() => document.querySelector('#gates-error')?.innerText.includes('Units run from 0')")
-    page.wait_for_timeout(500)
+    wait_idle(page)  # the blur's run too has answered
     assert page.locator("#gates-error").inner_text().count("Units run from 0") == 1
     no_toast(page)
     assert page.locator("#gates-heatmap .heatmaplayer image").get_attribute("href") == heatmap
@@ -321,6 +264,8 @@ def test_a_stale_download_disappears(page):
 def test_find_units_leads_to_a_units_line_chart(page):
     open_tab(page, TABS["gates"])
     press_enter_in(page, "#gates-text textarea", "not good at all")
+    wait_for_text(page, "#gates-found-note", "at the marked words")  # the text's own ranking, before the next
+    wait_idle(page)  # the submitted text's own refresh of the finder has run (it reads the word box when it runs)
     # Words that are not in the text: one message, and the last ranking stays. The message also says that every
     # earlier request has been answered (one model queue, in order), so the next results are this test's own.
     press_enter_in(page, "#gates-marked input", "nowhere to be found")
@@ -328,7 +273,7 @@ def test_find_units_leads_to_a_units_line_chart(page):
     assert page.locator("#gates-found [data-testid='cell-0-0']").count() == 1
     press_enter_in(page, "#gates-marked input", "not")
     page.wait_for_function("() => document.querySelector('#gates-find-error')?.innerText.trim() === ''")
-    assert "at the marked" in page.locator("#gates-found-note").inner_text()
+    wait_for_text(page, "#gates-found-note", "at the marked")
     second = page.locator("#gates-found [data-testid='cell-1-0']")
     unit = second.inner_text().strip()
     second.click()
@@ -375,8 +320,23 @@ def test_typed_html_stays_text(page):
     press_enter_in(page, "#gates-text textarea", PAYLOAD)
     wait_for_text(page, "#gates-unit-text", "onerror")
     page.hover("#gates-heatmap .js-plotly-plot .nsewdrag")  # a hover label with a word in it
-    page.wait_for_timeout(300)
+    page.wait_for_selector("#gates-heatmap .hoverlayer .hovertext")
     assert_inert(page)
+
+
+def test_the_sentiment_trajectory_of_a_long_review_says_its_points_are_spaced(page, pipelines):
+    """A review of more than 64 words is drawn at 64 evenly spaced word ends, and the chart's title says so."""
+    text = " ".join(["The plot was thin but the acting saved it, and I loved it."] * 12)
+    words = len(words_of(pipelines, text))
+    open_tab(page, TABS["sentiment"])
+    press_enter_in(page, "#sentiment-text textarea", text)
+    page.wait_for_function(
+        "note => document.querySelector('#sentiment-trajectory .gtitle')?.textContent.includes(note)",
+        arg=f"64 of {words} word ends, evenly spaced; each point exact")
+    assert page.locator("#sentiment-trajectory .scatterlayer .point").count() == 64
+    # No message beside the box once every event is done (while one runs, the box shows only its timer).
+    page.wait_for_function("() => !/[A-Za-z]/.test(document.querySelector('#sentiment-error').innerText)")
+    shot(page, "sentiment-trajectory-spaced")
 
 
 def test_phone_width_has_no_horizontal_scroll(browser, url):

@@ -9,6 +9,22 @@ from html import escape
 
 import pytest
 import torch
+from conftest import (
+    HTML_TEXT,
+    ODD_TEXTS,
+    PAYLOAD,
+    SHOTS,
+    array,
+    assert_error,
+    assert_inert,
+    comparison_splits,
+    open_page,
+    open_tab,
+    plot_json,
+    save_checkpoint,
+    serve_locally,
+    wait_for_text,
+)
 
 import app
 from seqdemo.core.models import NextWordLSTM
@@ -26,25 +42,26 @@ from seqdemo.inference.variants import (
 )
 from seqdemo.web import compare_view
 from seqdemo.web.compare_view import GRADIENT_VARIANTS
-from tests.conftest import save_checkpoint, serve_locally
-from tests.test_app import HTML_TEXT, ODD_TEXTS, array, assert_error, plot_json
-from tests.test_browser import (  # noqa: F401
-    PAYLOAD,
-    assert_inert,
-    browser,
-    open_page,
-    open_tab,
-    shot,
-    wait_for_text,
-)
-from tests.test_compare import tiny_splits
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated.*"),
-]
 gradio_client = pytest.importorskip("gradio_client")
 TEXT = "The plot was thin but the acting saved it"
+# The same waits as tests/test_browser.py (conftest has no idle wait; its shot waits for the plots of hidden tabs).
+IDLE = """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]
+    .every(tracker => tracker.classList.contains('hide'))"""
+DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(plot => plot.offsetParent !== null)
+    .every(plot => plot.querySelector('.main-svg'))"""
+
+
+def wait_idle(page) -> None:
+    """Waits until no event is running: every output's status tracker is hidden again."""
+    page.wait_for_function(IDLE)
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot once no event runs and every plot on view has drawn."""
+    wait_idle(page)
+    page.wait_for_function(DRAWN)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +71,7 @@ def compare_folder(tmp_path_factory, tiny_checkpoints):
     out = tmp_path_factory.mktemp("compare")
     settings = parse_args(["--tiny", "--seeds", "1", "--threads", "1", "--variants", ",".join(GRADIENT_VARIANTS),
                            "--out", str(out), "--embedding-from", str(tiny_checkpoints["nextword"])])
-    run_comparison(settings, tiny_splits())
+    run_comparison(settings, comparison_splits())
     return out
 
 
@@ -202,7 +219,7 @@ def test_variants_on_another_embedding_or_a_broken_file_give_one_sentence(compar
 
 
 @pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
-def test_the_compare_tab_renders(browser, url, width, height):  # noqa: F811
+def test_the_compare_tab_renders(browser, url, width, height):
     context, page = open_page(browser, url, width, height)
     try:
         open_tab(page, "Compare")
@@ -230,7 +247,7 @@ def test_the_compare_tab_renders(browser, url, width, height):  # noqa: F811
         context.close()
 
 
-def test_the_inspector_opens_the_gru_in_the_browser(browser, url):  # noqa: F811
+def test_the_inspector_opens_the_gru_in_the_browser(browser, url):
     context, page = open_page(browser, url, 1280)
     try:
         open_tab(page, "Gate inspector")
@@ -243,9 +260,32 @@ def test_the_inspector_opens_the_gru_in_the_browser(browser, url):  # noqa: F811
         wait_for_text(page, "#gates-found", "h before")
         assert not page.locator("#gates-direction").is_visible()  # the GRU variant reads forward only
         assert page.locator("#gates-error").inner_text().strip() == ""
-        page.wait_for_timeout(1000)
+        wait_idle(page)  # every chained event (controls, inspect, find units) has answered
         # No "not in the list of choices" toast: the LSTM's signal "f" must not reach the GRU's choices.
         assert page.locator("[data-testid='toast-body']").all_inner_texts() == []
         shot(page, "10-inspector-gru")
+    finally:
+        context.close()
+
+
+def test_compare_examples_run_and_an_empty_text_keeps_the_results(browser, url):
+    """As on every other tab: an example click runs it; an empty text leaves the results and says so once,
+    beside the box, with no toast."""
+    context, page = open_page(browser, url, 1280)
+    try:
+        open_tab(page, "Compare")
+        wait_for_text(page, "#compare-notes", "tokens of your text")
+        verdicts = page.locator("#compare-verdicts").inner_text()
+        page.locator("#compare-text").locator("xpath=../..").get_by_text("I loved it", exact=True).first.click()
+        page.wait_for_function("v => document.querySelector('#compare-verdicts').innerText !== v", arg=verdicts)
+        wait_idle(page)
+        shown = page.locator("#compare-verdicts").inner_text()
+        page.fill("#compare-text textarea", "  ")
+        page.click("#compare-button")
+        page.wait_for_function("() => document.querySelector('#compare-error')?.innerText.includes('empty')")
+        wait_idle(page)
+        assert page.locator("#compare-error").inner_text().count("empty") == 1
+        assert page.locator("#compare-verdicts").inner_text() == shown
+        assert page.locator("[data-testid='toast-body']").all_inner_texts() == []
     finally:
         context.close()

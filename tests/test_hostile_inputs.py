@@ -14,14 +14,11 @@ import math
 import gradio as gr
 import httpx
 import pytest
+from conftest import serve_locally
 
 import app
-from tests.conftest import serve_locally
-
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated.*"),
-]
+from seqdemo.core.validate import InputError
+from seqdemo.web import endpoints, limits
 
 HTML = '<img src=x onerror="window.pwned=1"><script>alert(1)</script>'
 MARKDOWN = "**bold** [link](javascript:alert(1)) `code` # heading\n| a | b |"
@@ -64,9 +61,11 @@ CHOICE_CASES = [("nope", ERROR), ("", ERROR), (None, ERROR), (5, ERROR), ([], ER
                 (HTML, ERROR), ("EVIDENCE", ERROR), ("forward ", ERROR)]
 # Per numeric parameter: values inside its range given as strings or floats (accepted), and just outside (refused).
 NUMBER_EXTRAS = {
-    "k": [("3", OK), (" 4 ", OK), (5.0, OK), (0, ERROR), (51, ERROR), (2.5, ERROR), (-1, ERROR)],
-    "max_new_tokens": [("3", OK), (2.0, OK), (0, ERROR), (app.MAX_NEW_TOKENS + 1, ERROR), (-5, ERROR)],
-    "temperature": [("0.5", OK), (0, OK), (-0.1, ERROR), (5.5, ERROR)],
+    "k": [("3", OK), (" 4 ", OK), (5.0, OK), (0, ERROR), (limits.NEXT_WORDS.high, OK),
+          (limits.NEXT_WORDS.high + 1, ERROR), (2.5, ERROR), (-1, ERROR)],
+    "max_new_tokens": [("3", OK), (2.0, OK), (0, ERROR), (limits.MAX_NEW_TOKENS.high + 1, ERROR), (-5, ERROR)],
+    "temperature": [("0.5", OK), (0, OK), (limits.TEMPERATURE.high, OK), (-0.1, ERROR),
+                    (limits.TEMPERATURE.high + 0.01, ERROR), (5.5, ERROR)],
     "top_k": [("10", OK), (0, OK), (10**12, OK), (-1, ERROR), (1.5, ERROR)],
     "top_p": [("0.5", OK), (1, OK), (0, ERROR), (1.01, ERROR), (-1, ERROR)],
     "layer": [("0", OK), (0.0, OK), (1, ERROR), (-1, ERROR), (1.5, ERROR)],
@@ -128,11 +127,17 @@ def demo(pipelines):
 
 
 def call(demo, endpoint: str, args: dict):
-    """The page's handler for `endpoint`, as gradio calls it (raw values: preprocessing is off for it)."""
+    """The page's handler for `endpoint`, as gradio calls it for a script (raw values: preprocessing is off for
+    it), without the page's message output (always "" when nothing is raised)."""
     [block_fn] = [f for f in demo.fns.values() if f.api_name == endpoint]
     assert block_fn.preprocess is False
     result = block_fn.fn(*args.values())
-    return list(result) if endpoint == "generate" else result
+    if endpoint == "generate":
+        steps = list(result)
+        assert all(message == "" for _, message in steps)
+        return [text for text, _ in steps]
+    assert result[-1] == ""
+    return result[:-1]
 
 
 def check_message(message: str, name: str, value) -> None:
@@ -264,8 +269,8 @@ def test_error_messages_keep_their_quotes_and_lose_their_tags():
     """API callers read a message as written; the page shows it as HTML, so a tag in it is escaped."""
     def refuses(message):
         def handler():
-            raise ValueError(message)
-        return app.friendly(handler)
+            raise InputError(message)
+        return endpoints.endpoint(handler, inputs=0, outputs=1)
 
     with pytest.raises(gr.Error) as raised:
         refuses('the "layer" isn\'t there')()
@@ -273,3 +278,12 @@ def test_error_messages_keep_their_quotes_and_lose_their_tags():
     with pytest.raises(gr.Error) as raised:
         refuses("no <b>tags</b> here")()
     assert "<b>" not in raised.value.message and "tags" in raised.value.message
+
+
+def test_no_call_skips_the_queue(served):
+    """The REST route that answers directly (/run) is closed; the queued one (/call) answers."""
+    with httpx.Client(base_url=served, timeout=60) as http:
+        direct = http.post("/gradio_api/run/classify", json={"data": ["I loved it", "evidence"]})
+        assert direct.status_code == 404 and "join the queue" in direct.text
+    event, payload = raw_call(served, "classify", '{"data": ["I loved it", "evidence"]}')
+    assert event == "complete" and payload[0]["label"]

@@ -9,7 +9,8 @@ import re
 import pytest
 import torch
 
-from seqdemo.core import gates
+from seqdemo.core import gates, units
+from seqdemo.core import validate as valid
 from seqdemo.core.models import SentimentClassifier
 from seqdemo.core.tokenizer import Span
 from seqdemo.inference.generation import NextWordPipeline
@@ -106,14 +107,11 @@ def test_surprisal_view_adds_up_a_characters_pieces(tiny_tokenizer, tiny_nextwor
 
 
 def test_clip_keeps_the_part_the_model_reads():
-    text = "a" * show.MAX_CHARS + "b" * 10
-    assert show.clip("short", "head") == ("short", False)
-    assert show.clip(text, "head") == (text[: show.MAX_CHARS], True)
-    assert show.clip(text, "tail")[0].endswith("b" * 10)
-    kept, cut = show.clip(text, "head_tail")
-    assert cut and kept.startswith("a") and kept.endswith("b" * 10) and len(kept) == show.MAX_CHARS + 1
-    with pytest.raises(TypeError, match="Type a text"):
-        show.clip(None, "head")
+    text = "a" * 100 + "b" * 10
+    assert valid.clip("short", "head", 100) == ("short", False)
+    assert valid.clip(text, "head", 100) == (text[:100], True)
+    assert valid.clip(text, "tail", 100) == (text[-100:], True)
+    assert valid.clip(text, "head_tail", 100) == ("a" * 50 + " " + "a" * 40 + "b" * 10, True)
 
 
 def test_visible_and_md():
@@ -121,13 +119,14 @@ def test_visible_and_md():
     assert show.md("<b>*x*</b> [a](b)") == r"\<b\>\*x\*\</b\> \[a\]\(b\)"
 
 
-def test_unit_choice(tiny_tokenizer):
-    assert show.parse_unit(" 7 ") == 7 and show.parse_unit("") is None and show.parse_unit(float("nan")) is None
-    with pytest.raises(ValueError, match="whole number"):
-        show.parse_unit("7.5")
-    assert show.pick_unit(None, [5, 2, 0], 6) == 5
-    with pytest.raises(ValueError, match="Units run from 0 to 5"):
-        show.pick_unit(6, [5, 2, 0], 6)
+def test_unit_choice():
+    assert valid.whole_or_blank(" 7 ", "unit", "") == 7 and valid.whole_or_blank("", "unit", "") is None
+    assert valid.whole_or_blank(float("nan"), "unit", "") is None and valid.whole_or_blank(7.0, "unit", "") == 7
+    with pytest.raises(valid.InputError, match="whole number"):
+        valid.whole_or_blank("7.5", "unit", "")
+    assert valid.unit(None, [5, 2, 0], 6) == 5
+    with pytest.raises(valid.InputError, match="Units run from 0 to 5"):
+        valid.unit(6, [5, 2, 0], 6)
 
 
 def test_inspector_rows_are_words_with_their_last_state_and_mean_gates(tiny_tokenizer):
@@ -165,10 +164,24 @@ def test_find_units_ranks_the_unit_whose_memory_jumps_at_the_marked_step():
     f = torch.full((steps, 3), 0.9)
     i = torch.full((steps, 3), 0.1)
     f[3, 2], i[3, 0] = 0.05, 0.8
-    order, table = show.find_units({"c": c, "f": f, "i": i}, [3], "memory")
-    assert order[0] == 1  # 0.5 against its usual step of 0.1: five times
-    assert table["data"][0][:3] == [1, "+0.00 → +0.50", "5.0×"]
-    order, _ = show.find_units({"c": c, "f": f, "i": i}, [3], "gates")
-    assert order[:2] == [2, 0]  # f dips 0.85 below its level, i rises 0.7 above its level
-    with pytest.raises(ValueError, match="not all of it"):
-        show.find_units({"c": c, "f": f, "i": i}, list(range(steps)), "memory")
+    change = units.marked_change({"c": c, "f": f, "i": i}, [3], "memory")
+    assert change.order[0] == 1  # 0.5 against its usual step of 0.1: five times
+    assert show.found_table(change)["data"][0][:3] == [1, "+0.00 → +0.50", "5.0×"]
+    assert units.marked_change({"c": c, "f": f, "i": i}, [3], "gates").order[:2] == [2, 0]  # f dips 0.85, i rises 0.7
+    with pytest.raises(valid.InputError, match="not all of it"):
+        units.marked_change({"c": c, "f": f, "i": i}, list(range(steps)), "memory")
+
+
+def test_a_truncated_trajectory_marks_the_skip_between_the_words_of_the_start_and_of_the_end(short_reader):
+    """The chart counts words: the dashed line sits after the last word of the kept start, so every point left
+    of it was read within the start's tokens and every point right of it reached into the end."""
+    text = "The plot was thin but the acting saved it, and the music was wonderful too."
+    trajectory = short_reader.reading_trajectory(text)
+    assert trajectory.middle_skipped_at == 4 and not trajectory.spaced
+    points, labels, head_words, note = show.trajectory_view(trajectory)
+    assert note == "" and len(labels) == len(trajectory.words) and 0 < head_words < len(labels)
+    assert [x for x, _ in points] == list(range(1, len(labels) + 1))
+    for (x, _), (tokens_read, _) in zip(points, trajectory.points):
+        assert (x <= head_words) == (tokens_read <= 4), (x, tokens_read)
+    figure = plots.trajectory_figure(points, labels, "positive", truncated_at=head_words, unit="word")
+    assert [shape.x0 for shape in figure.layout.shapes if shape.line.dash == "dash"] == [head_words + 0.5]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import signal
 
+import gradio as gr
 import pytest
 import torch
 
 import app
-from seqdemo.web import serving
+from seqdemo.web import serving, settings
+from seqdemo.web.endpoints import endpoint
 
 MODEL_ENDPOINTS = {"classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "find_units",
                    "export_trace", "compare_results", "compare_text"}
@@ -28,7 +30,7 @@ def test_every_model_handler_shares_one_queue_and_limit(monkeypatch, pipelines):
     # The model selector's control update runs no model: it waits in a queue of its own.
     [controls] = [f for f in demo.fns.values() if f.name == "controls"]
     assert controls.concurrency_id != serving.MODEL_QUEUE
-    assert demo._queue.max_size == serving.QUEUE_SIZE >= 50 * 20
+    assert demo._queue.max_size == settings.QUEUE_SIZE >= 50 * 20
 
 
 def test_model_handlers_run_on_a_few_threads_of_their_own():
@@ -50,23 +52,25 @@ def test_model_handlers_run_on_a_few_threads_of_their_own():
             seen.add(threading.current_thread().name)
             yield i
 
-    handler, streamer = serving.model_handler(work), serving.model_handler(stream)
+    pool = serving.model_threads(4)
+    handler, streamer = endpoint(work, 1, 1, pool=pool), endpoint(stream, 1, 1, pool=pool)
     with ThreadPoolExecutor(40) as callers:
-        assert list(callers.map(handler, range(300))) == list(range(300))
-        assert list(callers.map(lambda n: list(streamer(n)), [3] * 50)) == [[0, 1, 2]] * 50
+        assert list(callers.map(handler, range(300))) == [(i, "") for i in range(300)]
+        assert list(callers.map(lambda n: list(streamer(n)), [3] * 50)) == [[(0, ""), (1, ""), (2, "")]] * 50
     assert all(name.startswith("seqdemo-model") for name in seen)
-    assert 1 <= len(seen) <= serving.model_threads()._max_workers < 40
-    with pytest.raises(ValueError, match="negative"):
+    assert 1 <= len(seen) <= 4
+    with pytest.raises(gr.Error, match="went wrong"):  # a ValueError is no InputError: ours, logged
         handler(-1)
 
 
 def test_the_limit_follows_the_hardware(monkeypatch):
     monkeypatch.delenv("SEQDEMO_CONCURRENCY", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert serving.concurrency_limit() == 1
+    assert settings.Settings.from_env({}).model_concurrency == 1
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert serving.concurrency_limit() == 4
+    assert settings.Settings.from_env({}).model_concurrency == 4
+    assert settings.Settings.from_env({"SEQDEMO_CONCURRENCY": "2"}).model_concurrency == 2
 
 
 def test_sigterm_stops_like_ctrl_c():

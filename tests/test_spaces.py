@@ -99,9 +99,9 @@ def test_every_model_endpoint_runs_inside_spaces_gpu(monkeypatch, pipelines, mov
     moves.clear()
     stream = endpoint(demo, "generate")("The acting was", 5, 0.8, 50, 0.95, 0)
     assert inspect.isgenerator(stream)  # still streamed, and the GPU is held while it streams
-    first = next(stream)
-    assert spaces.holding and first.startswith("The acting was")
-    *_, last = [first, *stream]
+    first, message = next(stream)
+    assert spaces.holding and first.startswith("The acting was") and message == ""
+    *_, (last, _) = [(first, message), *stream]
     assert not spaces.holding and last == pipelines[1].generate("The acting was", max_new_tokens=5, seed=0,
                                                                 whole_words=True)
     assert moves == [("sentiment", True, "cuda"), ("nextword", True, "cuda")]

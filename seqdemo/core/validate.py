@@ -38,11 +38,25 @@ def _kind(value) -> str:
 
 
 def text(value, name: str = "text") -> str:
-    """A string, made valid Unicode (lone surrogates become U+FFFD). Emptiness is the models' check: they say
-    "The text is empty" in their own words."""
+    """A string with something in it besides whitespace, made valid Unicode (lone surrogates become U+FFFD)."""
     if not isinstance(value, str):
         raise InputError(f"{name} must be a text (a string), not {_kind(value)}.")
+    if not value.strip():
+        raise InputError(f"The {name} is empty: type a word or a sentence first.")
     return valid_unicode(value)
+
+
+def clip(value: str, keep: str, limit: int) -> tuple[str, bool]:
+    """At most `limit` characters of a text: the 'head', the 'tail' or the 'head_tail' (both ends, as the
+    classifier keeps the first and last tokens of a long review). Returns (text, whether it was cut)."""
+    if len(value) <= limit:
+        return value, False
+    if keep == "head":
+        return value[:limit], True
+    if keep == "tail":
+        return value[-limit:], True
+    half = limit // 2
+    return value[:half] + " " + value[-half:], True
 
 
 def choice(value, name: str, options: Iterable[str]) -> str:
@@ -119,3 +133,36 @@ def seed(value) -> int | None:
     if isinstance(value, float) and math.isnan(value):
         return None
     return integer(value, "seed") % SEED_RANGE
+
+
+def whole_or_blank(value, name: str, blank: str) -> int | None:
+    """A whole number from a page's text box or a script; blank (None, "", NaN) gives None, which means `blank`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    number = _as_number(value)
+    if number is None or (isinstance(number, float) and not number.is_integer()):
+        raise InputError(f"{name} must be a whole number (like 37), or blank for {blank}.")
+    return int(number)
+
+
+def unit(value, order: list[int], hidden: int) -> int:
+    """The unit to follow: a unit number of the layer, or blank for the first of `order`."""
+    chosen = whole_or_blank(value, "unit", "the first unit of the order")
+    chosen = order[0] if chosen is None else chosen
+    if not 0 <= chosen < hidden:
+        raise InputError(f"Units run from 0 to {hidden - 1} in this layer.")
+    return chosen
+
+
+def layer_and_direction(layer, direction, layers: int, bidirectional: bool,
+                        directions: tuple[str, ...] = ("forward", "backward")) -> tuple[int, int]:
+    """(layer, direction index) of a recurrent network with `layers` layers; no layer means the last one."""
+    layer = layers - 1 if layer is None else integer(layer, "layer")
+    direction = choice(direction, "direction", directions)
+    if not 0 <= layer < layers:
+        raise InputError(f"This model has layers 0 to {layers - 1}.")
+    if direction == "backward" and not bidirectional:
+        raise InputError("This model reads forward only.")
+    return layer, directions.index(direction)

@@ -129,10 +129,12 @@ def trajectory_figure(
     positive_label: str = "positive",
     truncated_at: int | None = None,
     unit: str = "token",
+    note: str = "",
 ):
     """P(positive) after each token read. `points` = [(tokens read, P)], `tokens` = every token the model read
     (so the hover can name the last one read). `truncated_at`: where the kept head ends and the tail starts.
-    `unit`: what the points count ("word" when the page merged the pieces into words)."""
+    `unit`: what the points count ("word" when the page merged the pieces into words). `note`: a second title
+    line (e.g. that the points are spaced), plain text: it is escaped here."""
     go = _figure()
     xs = [n for n, _ in points]
     ys = [p for _, p in points]
@@ -163,8 +165,9 @@ def trajectory_figure(
                          tickangle=-45)
     fig.update_xaxes(title_text=f"{unit}s read so far")
     fig.update_yaxes(title_text=f"P({escape(positive_label)})", range=[-0.02, 1.02])
-    _layout(fig, f"P({escape(positive_label)}) after each {unit}", 320)
-    fig.update_layout(showlegend=False)
+    title = f"P({escape(positive_label)}) " + ("while reading" if note else f"after each {unit}")
+    _layout(fig, title + (f"<br><sup>{escape(note)}</sup>" if note else ""), 320)
+    fig.update_layout(showlegend=False, **({"margin": {"t": 70}} if note else {}))
     return fig
 
 

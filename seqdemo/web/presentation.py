@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import math
 import re
 
@@ -22,12 +21,13 @@ import torch
 from seqdemo.core import gates
 from seqdemo.core.device import device_name
 from seqdemo.core.tokenizer import Span, Tokenizer
+from seqdemo.core.units import MarkedChange
+from seqdemo.core.validate import InputError
 from seqdemo.web import plots
+from seqdemo.web.limits import IG_STEPS, MAX_CHARS
 from seqdemo.web.plots import GATES, SIGNAL_LINES, SIGNAL_NAMES
 
-MAX_CHARS = 100_000  # the longest text the page passes on: far beyond what the models read (512 / 2048 tokens)
 TOP_ROWS = 12  # rows in the "strongest pushes" table
-IG_STEPS = 16  # integrated-gradients steps (SentimentPipeline.explain's default)
 METHOD_NOTES = {
     "evidence": "Colours: **where the verdict was read**. The classifier keeps, for each of its features, the "
     "largest value one LSTM unit reached anywhere in the text (max pooling), and weighs them linearly; a token's "
@@ -127,21 +127,6 @@ def legend_html(scale, left: str, right: str, middle: str = "") -> str:
     labels = "".join(f"<span>{html.escape(label)}</span>" for label in (left, middle, right))
     return (f'<div class="sq-legend"><div class="sq-legend-bar" style="background:linear-gradient(to right, '
             f'{stops})"></div><div class="sq-legend-labels">{labels}</div></div>')
-
-
-def clip(text, keep: str) -> tuple[str, bool]:
-    """At most MAX_CHARS characters: the 'head', the 'tail' or the 'head_tail' (both ends, as the classifier
-    keeps the first and last tokens of a long review). Returns (text, whether it was cut)."""
-    if not isinstance(text, str):
-        raise TypeError("Type a text first.")
-    if len(text) <= MAX_CHARS:
-        return text, False
-    if keep == "head":
-        return text[:MAX_CHARS], True
-    if keep == "tail":
-        return text[-MAX_CHARS:], True
-    half = MAX_CHARS // 2
-    return text[:half] + " " + text[-half:], True
 
 
 def word_spans(tokenizer: Tokenizer, ids: list[int], values: list[float], starts_text: bool = True) -> list[Span]:
@@ -246,13 +231,20 @@ def classify_notes(explanation, labels: list[str], strongest: float, text_tokens
     return "\n\n".join(notes)
 
 
-def word_trajectory(points: list[tuple[int, float]], words: list[Span]) -> list[tuple[int, float]] | None:
-    """The trajectory after each word (at its last piece), when every prefix was read (a short text); else None."""
-    by_tokens = dict(points)
-    ends = [max(w.positions) + 1 for w in words]
-    if not all(end in by_tokens for end in ends):
-        return None
-    return [(n + 1, by_tokens[end]) for n, end in enumerate(ends)]
+def trajectory_view(trajectory) -> tuple[list[tuple[int, float]], list[str], int | None, str]:
+    """A SentimentPipeline.reading_trajectory for the chart: its points as (words read, P), every word's label (for
+    the hover), how many words the kept start of a long text holds (None: read whole), and the note the chart
+    shows when the points are evenly spaced (empty when every word has its point)."""
+    words = trajectory.words
+    points = [(index + 1, p) for index, (_, p) in zip(trajectory.word_indices, trajectory.points)]
+    labels = [shown(visible(word.text)) for word in words]
+    head_words = None
+    if trajectory.middle_skipped_at is not None:  # the words that end before the skip are the kept start
+        head_words = sum(1 for word in words if max(word.positions) < trajectory.middle_skipped_at)
+    note = ""
+    if trajectory.spaced:
+        note = f"{len(points)} of {len(words)} word ends, evenly spaced; each point exact"
+    return points, labels, head_words, note
 
 
 # -- next word ---------------------------------------------------------------------------------------------------
@@ -318,67 +310,6 @@ def inspector_choices(pipeline) -> dict:
     }
 
 
-def check_layer_and_direction(rnn: torch.nn.RNNBase, layer, direction: str) -> tuple[int, int]:
-    """(layer, direction index) for a request, or a ValueError a person can act on."""
-    layer = int(layer if layer is not None else rnn.num_layers - 1)
-    if not 0 <= layer < rnn.num_layers:
-        raise ValueError(f"This model has layers 0 to {rnn.num_layers - 1}.")
-    if direction == "backward" and not rnn.bidirectional:
-        raise ValueError("This model reads forward only.")
-    if direction not in gates.DIRECTIONS:
-        raise ValueError("Direction must be forward or backward.")
-    return layer, gates.DIRECTIONS.index(direction)
-
-
-def rank_units(pipeline, traced: gates.TextTrace, matrix: torch.Tensor, signal: str, order: str, layer: int,
-               direction: int):
-    """The units of the chosen layer in the chosen order, the order in words, and the units' contributions to
-    the classifier's decision when that is the order (seqdemo.inference.sentiment.UnitContributions), else None."""
-    if order == "index":
-        return list(range(matrix.shape[1])), "unit index", None
-    if order == "variance":
-        return gates.rank_units_by_variance(matrix).tolist(), f"variance of {signal} over the text", None
-    if order != "contribution":
-        raise ValueError("Order must be index, variance or contribution.")
-    if pipeline.kind != "sentiment":
-        raise ValueError("Contribution to the decision exists for the classifier only: the next-word model makes "
-                         "no single decision.")
-    last = pipeline.model.rnn.num_layers - 1
-    if layer != last:
-        raise ValueError(f"Contribution to the decision exists for the last layer only (layer {last}): the "
-                         "classifier reads that layer.")
-    contributions = pipeline.unit_contributions(traced.ids, direction)
-    return contributions.order, f"contribution to the decision “{md(contributions.decision)}”", contributions
-
-
-def parse_whole(value, what: str = "The unit", blank: str = "the first unit of the order") -> int | None:
-    """A whole number from a page's text box or a script; blank (or None) gives None, which means `blank`."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not number.is_integer():
-        raise ValueError(f"{what} must be a whole number (like 37), or blank for {blank}.")
-    return int(number)
-
-
-def parse_unit(value) -> int | None:
-    return parse_whole(value)
-
-
-def pick_unit(value, order: list[int], hidden: int) -> int:
-    unit = parse_unit(value)
-    unit = order[0] if unit is None else unit
-    if not 0 <= unit < hidden:
-        raise ValueError(f"Units run from 0 to {hidden - 1} in this layer.")
-    return unit
-
-
 STATES = {"c", "h"}  # values a step leaves behind: a word shows them after its last piece
 
 
@@ -388,7 +319,7 @@ def inspector_steps(tokenizer: Tokenizer, traced: gates.TextTrace, view: str = "
     if view == "pieces":
         return [Span(label, 0.0, [t]) for t, label in enumerate(trace_labels(tokenizer, traced))]
     if view != "words":
-        raise ValueError("View must be words or pieces.")
+        raise InputError("view must be one of: words, pieces.")
     first = 1 if traced.tokens[0] == gates.START_TOKEN else 0
     words = word_spans(tokenizer, traced.ids[first:], [0.0] * (len(traced.ids) - first))
     shifted = [w._replace(positions=[p + first for p in w.positions]) for w in words]
@@ -422,12 +353,13 @@ def marked_steps(rows: list[Span], marked: str) -> list[int]:
     """The steps of the rows that the marked words cover: their first occurrence in the text, any case."""
     query = str(marked or "").strip().lower()
     if not query:
-        raise ValueError("Type a word or a few words from the text to find the units that notice them.")
+        raise InputError("Type a word or a few words from the text to find the units that notice them.")
     words = [row for row in rows if row.text != gates.START_TOKEN]
     starts = [0, *itertools.accumulate(len(w.text) for w in words)]
     begin = "".join(w.text for w in words).lower().find(query)
     if begin < 0:
-        raise ValueError("Those words are not in the text: type a word or a few words exactly as they appear in it.")
+        raise InputError("Those words are not in the text: type a word or a few words exactly as they appear in "
+                         "it.")
     end = begin + len(query)
     covered = [w for w, start in zip(words, starts) if start < end and start + len(w.text) > begin]
     return sorted(p for row in covered for p in row.positions)
@@ -438,44 +370,14 @@ FIND_HEADERS = {"c": ["unit", "c before → after", "× its usual step", "f here
                 "h": ["unit", "h before → after", "× its usual step", "z here (elsewhere)", "1 − z here (elsewhere)"]}
 
 
-def find_units(values: dict[str, torch.Tensor], steps: list[int], measure: str = "memory",
-               rows: int = FIND_ROWS) -> tuple[list[int], dict]:
-    """The units whose memory or gates change most at the marked `steps` of one layer and direction, strongest
-    first, and the table the page shows. An LSTM's memory is its cell state c, which the forget gate f keeps and the
-    input gate i writes to; a GRU's is its hidden state h, which the update gate z keeps and 1 − z overwrites.
-
-    memory: |memory after the marked steps − before them| per marked step, divided by the unit's mean step
-    |m_t − m_t−1| over the text ("5× its usual step"). gates: how far the keeping gate dips below (min inside vs.
-    mean outside) or the writing gate rises above (max inside vs. mean outside) their levels in the rest of the
-    text."""
-    if "c" in values:
-        name, memory, keep, write = "c", values["c"].float(), values["f"].float(), values["i"].float()
-    elif "z" in values:
-        name, memory, keep = "h", values["h"].float(), values["z"].float()
-        write = 1 - keep
-    else:
-        raise ValueError("Finding units reads a memory and the gates that keep and write it: an LSTM's or a GRU's.")
-    inside = torch.zeros(memory.shape[0], dtype=torch.bool)
-    inside[steps] = True
-    if inside.all():
-        raise ValueError("Mark part of the text, not all of it: the units are compared with the rest.")
-    previous = torch.cat([memory.new_zeros(1, memory.shape[1]), memory[:-1]])
-    before, after = previous[min(steps)], memory[max(steps)]
-    usual = (memory - previous).abs().mean(0) + 1e-6
-    jump = (after - before).abs() / len(steps) / usual
-    keep_here, keep_else = keep[inside].min(0).values, keep[~inside].mean(0)
-    write_here, write_else = write[inside].max(0).values, write[~inside].mean(0)
-    if measure == "memory":
-        score = jump
-    elif measure == "gates":
-        score = torch.maximum(keep_else - keep_here, write_here - write_else)
-    else:
-        raise ValueError("Measure must be memory or gates.")
-    order = torch.argsort(score, descending=True, stable=True)[:rows].tolist()
-    data = [[u, f"{float(before[u]):+.2f} → {float(after[u]):+.2f}", f"{float(jump[u]):.1f}×",
-             f"{float(keep_here[u]):.2f} ({float(keep_else[u]):.2f})",
-             f"{float(write_here[u]):.2f} ({float(write_else[u]):.2f})"] for u in order]
-    return order, table(FIND_HEADERS[name], data)
+def found_table(change: MarkedChange, rows: int = FIND_ROWS) -> dict:
+    """The `rows` units that changed most at the marked words (seqdemo.core.units.marked_change), as the table
+    the page shows: memory before and after, the jump against the unit's usual step, the gates here and elsewhere."""
+    data = [[u, f"{float(change.before[u]):+.2f} → {float(change.after[u]):+.2f}",
+             f"{float(change.jump[u]):.1f}×",
+             f"{float(change.keep_here[u]):.2f} ({float(change.keep_else[u]):.2f})",
+             f"{float(change.write_here[u]):.2f} ({float(change.write_else[u]):.2f})"] for u in change.order[:rows]]
+    return table(FIND_HEADERS[change.kind], data)
 
 
 def saturation_table(layers: gates.Trace, layer: int, direction: int) -> dict:
@@ -531,30 +433,3 @@ def header_line(sentiment, nextword) -> str:
         device += f" (next word: {device_name(nextword.device)})"
     return (f"**Running on:** {md(device)} · **sentiment weights:** {md(sentiment.source)} · "
             f"**next-word weights:** {md(nextword.source)}")
-
-
-def metrics_markdown(pipeline, what: str) -> str:
-    """The measured test metrics of the checkpoint: its folder's metrics.json, else the "Test metrics" table of
-    its model card (README.md), else "not measured yet". Hub downloads include both files."""
-    folder = getattr(pipeline, "folder", None)
-    if folder is None:
-        return f"**{what}: test metrics** not measured yet."
-    metrics_file = folder / "metrics.json"
-    try:
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
-    except (OSError, ValueError):
-        metrics = None
-    if isinstance(metrics, dict) and isinstance(metrics.get("results"), dict):
-        command = str(metrics.get("command", "?")).replace("`", "'")
-        lines = [f"**{what}: measured test metrics** (`{command}` on {md(metrics.get('hardware', '?'))})", "",
-                 "| metric | value |", "|---|---|"]
-        lines += [f"| {md(name)} | {md(value)} |" for name, value in metrics["results"].items()]
-        return "\n".join(lines)
-    card = folder / "README.md"
-    if card.is_file():
-        text = card.read_text(errors="replace")
-        section = text.split("## Test metrics", 1)[1] if "## Test metrics" in text else ""
-        rows = [line for line in section.splitlines() if line.startswith("|")]
-        if len(rows) > 2:
-            return f"**{what}: measured test metrics** (from the model card)\n\n" + "\n".join(rows)
-    return f"**{what}: test metrics** not measured yet."
