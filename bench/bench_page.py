@@ -242,6 +242,105 @@ def bare_generation(pipeline, prompt: str, settings: dict) -> int:
     return produced
 
 
+def startup_rows(args, checkpoints: Path, real: bool, rows: list) -> tuple[list, list, dict]:
+    """1. Start-up: seconds to the first HTTP 200 in fresh processes, and how much of it is importing."""
+    startups, import_shares, imports = [], [], {}
+    for run in range(0 if args.skip_startup else args.startup_runs):
+        total, importing = startup_seconds(checkpoints, real, args.startup_timeout)
+        startups.append(total)
+        import_shares.append(importing)
+        rows.append((f"start-up to first HTTP 200 (run {run + 1})", total, 6.0, "s"))
+        rows.append(("  of which importing gradio and torch", importing, None, "s"))
+        # The issue's 6 s assumed gradio imports in 2.5 s, leaving the app 3.5 s of its own.
+        rows.append(("  of which the app's own (models, page, server)", total - importing, 3.5, "s"))
+        imports["gradio"] = min(imports.get("gradio", math.inf), import_seconds("gradio"))
+    if imports:
+        rows.append((f"  for scale: python -c 'import gradio' (best of {len(startups)})", imports["gradio"], None, "s"))
+
+    return startups, import_shares, imports
+
+
+def classify_rows(args, sentiment, base_url: str, client, rows: list) -> None:
+    """2. Classification with attributions: the library calls and the /classify endpoint."""
+    from seqdemo.web import limits
+
+    text = text_of(sentiment.tokenizer, args.tokens)
+    tokens = len(sentiment.tokenizer.encode(text))
+    medians = alternate(
+        {
+            "explain": lambda: sentiment.explain(text),
+            "ig": lambda: sentiment.explain(text, method="integrated_gradients", steps=limits.IG_STEPS),
+            "trajectory": lambda: sentiment.reading_trajectory(text),
+            "predict": lambda: sentiment.predict(text),
+            "http": lambda: call_http(base_url, "classify", [text, "evidence"]),
+            "client": lambda: client.predict(text, "evidence", api_name="/classify"),
+        },
+        args.repeats,
+        args.warmup,
+    )
+    rows.append((f"explain(), {tokens} tokens: prediction + evidence per token", medians["explain"], 0.050, "s"))
+    rows.append(("  for scale: predict() alone", medians["predict"], None, "s"))
+    rows.append((f"  for scale: integrated gradients ({limits.IG_STEPS} steps), the page's other method",
+                 medians["ig"], None, "s"))
+    rows.append(("  for scale: reading_trajectory() (at most 64 word ends; the page draws it after the verdict)",
+                 medians["trajectory"], None, "s"))
+    rows.append(("/classify endpoint over HTTP", medians["http"], None, "s"))
+    rows.append(("/classify endpoint with gradio_client", medians["client"], None, "s"))
+
+
+
+def generate_rows(args, nextword, base_url: str, client, rows: list) -> tuple[float, float]:
+    """3. Generation: the endpoint against the bare loop, same prompt, seed and settings."""
+    settings = dict(max_new_tokens=args.new_tokens, temperature=0.8, top_k=50, top_p=0.95, seed=0)
+    prompt = "The acting was"
+    produced = bare_generation(nextword, prompt, settings)
+    inputs = [prompt, *settings.values()]
+    expected = nextword.generate(prompt, **settings)
+    got = call_http(base_url, "generate", inputs)  # over raw HTTP the page's message State comes along: [text, None]
+    assert (got[0] if isinstance(got, list) else got) == expected, (got, expected)
+    assert client.predict(*inputs, api_name="/generate") == expected
+    medians = alternate(
+        {
+            "bare": lambda: bare_generation(nextword, prompt, settings),
+            "stream": lambda: nextword.generate(prompt, **settings),
+            "http": lambda: call_http(base_url, "generate", inputs),
+            "client": lambda: client.predict(*inputs, api_name="/generate"),
+        },
+        args.repeats,
+        args.warmup,
+    )
+    rows.append((f"bare model loop, {produced} new tokens", medians["bare"], None, "s"))
+    rows.append(("NextWordPipeline.generate (library, decodes the text)", medians["stream"], None, "s"))
+    rows.append(("/generate endpoint over HTTP, streamed", medians["http"], None, "s"))
+    rows.append(("/generate endpoint with gradio_client, streamed", medians["client"], None, "s"))
+    overhead = medians["http"] / medians["bare"] - 1
+    client_overhead = medians["client"] / medians["bare"] - 1
+    return overhead, client_overhead
+
+
+def report(rows: list, overhead: float, client_overhead: float, imports: dict, startups: list, import_shares: list) -> None:
+    """The table: each measurement beside its target, and the ratio."""
+    print()
+    print(f"{'measurement':60} {'measured':>12} {'target':>10} {'measured/target':>16}")
+    for what, value, target, unit in rows:
+        shown = f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+        if target is None:
+            print(f"{what:60} {shown:>12}")
+        else:
+            target_shown = f"{target * 1000:.0f} ms" if target < 1 else f"{target:g} s"
+            verdict = "ok" if value <= target else "OVER"
+            print(f"{what:60} {shown:>12} {target_shown:>10} {value / target:>15.2f}x {verdict}")
+    for what, value in (("/generate overhead over the bare loop (HTTP)", overhead),
+                        ("/generate overhead, with gradio_client's own cost", client_overhead)):
+        verdict = "ok" if value <= 0.20 else "OVER"
+        print(f"{what:60} {100 * value:>11.1f}% {'20%':>10} {value / 0.20:>15.2f}x {verdict}")
+    if imports:
+        print(f"(start-up for scale: `import gradio` alone took {imports['gradio']:.2f} s in a fresh process during "
+              f"this run, against the issue's 2.5 s; the app's own share was "
+              f"{statistics.median(s - i for s, i in zip(startups, import_shares)):.2f} s, median)")
+
+
+
 def main() -> None:
     args = parse_args()
     import gradio_client
@@ -269,19 +368,7 @@ def main() -> None:
 
     rows = []  # (what, measured, target, unit)
 
-    # 1. Start-up.
-    startups, import_shares, imports = [], [], {}
-    for run in range(0 if args.skip_startup else args.startup_runs):
-        total, importing = startup_seconds(checkpoints, real, args.startup_timeout)
-        startups.append(total)
-        import_shares.append(importing)
-        rows.append((f"start-up to first HTTP 200 (run {run + 1})", total, 6.0, "s"))
-        rows.append(("  of which importing gradio and torch", importing, None, "s"))
-        # The issue's 6 s assumed gradio imports in 2.5 s, leaving the app 3.5 s of its own.
-        rows.append(("  of which the app's own (models, page, server)", total - importing, 3.5, "s"))
-        imports["gradio"] = min(imports.get("gradio", math.inf), import_seconds("gradio"))
-    if imports:
-        rows.append((f"  for scale: python -c 'import gradio' (best of {len(startups)})", imports["gradio"], None, "s"))
+    startups, import_shares, imports = startup_rows(args, checkpoints, real, rows)
 
     # The page, served in-process, for the endpoint measurements.
     demo = build_demo(sentiment, nextword)  # sets the page's torch threads (seqdemo.inference.pipeline)
@@ -293,77 +380,13 @@ def main() -> None:
     base_url = f"http://127.0.0.1:{port}"
     client = gradio_client.Client(base_url + "/", verbose=False, analytics_enabled=False)
     try:
-        # 2. Classification with attributions.
-        text = text_of(sentiment.tokenizer, args.tokens)
-        tokens = len(sentiment.tokenizer.encode(text))
-        medians = alternate(
-            {
-                "explain": lambda: sentiment.explain(text),
-                "ig": lambda: sentiment.explain(text, method="integrated_gradients", steps=limits.IG_STEPS),
-                "trajectory": lambda: sentiment.reading_trajectory(text),
-                "predict": lambda: sentiment.predict(text),
-                "http": lambda: call_http(base_url, "classify", [text, "evidence"]),
-                "client": lambda: client.predict(text, "evidence", api_name="/classify"),
-            },
-            args.repeats,
-            args.warmup,
-        )
-        rows.append((f"explain(), {tokens} tokens: prediction + evidence per token", medians["explain"], 0.050, "s"))
-        rows.append(("  for scale: predict() alone", medians["predict"], None, "s"))
-        rows.append((f"  for scale: integrated gradients ({limits.IG_STEPS} steps), the page's other method",
-                     medians["ig"], None, "s"))
-        rows.append(("  for scale: reading_trajectory() (at most 64 word ends; the page draws it after the verdict)",
-                     medians["trajectory"], None, "s"))
-        rows.append(("/classify endpoint over HTTP", medians["http"], None, "s"))
-        rows.append(("/classify endpoint with gradio_client", medians["client"], None, "s"))
-
-        # 3. Generation: the endpoint against the bare loop, same prompt, seed and settings.
-        settings = dict(max_new_tokens=args.new_tokens, temperature=0.8, top_k=50, top_p=0.95, seed=0)
-        prompt = "The acting was"
-        produced = bare_generation(nextword, prompt, settings)
-        inputs = [prompt, *settings.values()]
-        expected = nextword.generate(prompt, **settings)
-        assert call_http(base_url, "generate", inputs) == expected
-        assert client.predict(*inputs, api_name="/generate") == expected
-        medians = alternate(
-            {
-                "bare": lambda: bare_generation(nextword, prompt, settings),
-                "stream": lambda: nextword.generate(prompt, **settings),
-                "http": lambda: call_http(base_url, "generate", inputs),
-                "client": lambda: client.predict(*inputs, api_name="/generate"),
-            },
-            args.repeats,
-            args.warmup,
-        )
-        rows.append((f"bare model loop, {produced} new tokens", medians["bare"], None, "s"))
-        rows.append(("NextWordPipeline.generate (library, decodes the text)", medians["stream"], None, "s"))
-        rows.append(("/generate endpoint over HTTP, streamed", medians["http"], None, "s"))
-        rows.append(("/generate endpoint with gradio_client, streamed", medians["client"], None, "s"))
-        overhead = medians["http"] / medians["bare"] - 1
-        client_overhead = medians["client"] / medians["bare"] - 1
+        classify_rows(args, sentiment, base_url, client, rows)
+        overhead, client_overhead = generate_rows(args, nextword, base_url, client, rows)
     finally:
         demo.close()
         scratch.cleanup()
 
-    print()
-    print(f"{'measurement':60} {'measured':>12} {'target':>10} {'measured/target':>16}")
-    for what, value, target, unit in rows:
-        shown = f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-        if target is None:
-            print(f"{what:60} {shown:>12}")
-        else:
-            target_shown = f"{target * 1000:.0f} ms" if target < 1 else f"{target:g} s"
-            verdict = "ok" if value <= target else "OVER"
-            print(f"{what:60} {shown:>12} {target_shown:>10} {value / target:>15.2f}x {verdict}")
-    for what, value in (("/generate overhead over the bare loop (HTTP)", overhead),
-                        ("/generate overhead, with gradio_client's own cost", client_overhead)):
-        verdict = "ok" if value <= 0.20 else "OVER"
-        print(f"{what:60} {100 * value:>11.1f}% {'20%':>10} {value / 0.20:>15.2f}x {verdict}")
-    if imports:
-        print(f"(start-up for scale: `import gradio` alone took {imports['gradio']:.2f} s in a fresh process during "
-              f"this run, against the issue's 2.5 s; the app's own share was "
-              f"{statistics.median(s - i for s, i in zip(startups, import_shares)):.2f} s, median)")
-
+    report(rows, overhead, client_overhead, imports, startups, import_shares)
 
 if __name__ == "__main__":
     main()
