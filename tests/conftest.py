@@ -212,10 +212,21 @@ def open_page(browser, url: str, width: int, height: int = 900):
     return context, page
 
 
+IDLE = """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]
+    .every(tracker => tracker.classList.contains('hide'))"""
+DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(plot => plot.offsetParent !== null)
+    .every(plot => plot.querySelector('.main-svg'))"""
+
+
+def wait_idle(page) -> None:
+    """Waits until no event is running: every output's status tracker is hidden again."""
+    page.wait_for_function(IDLE)
+
+
 def shot(page, name: str) -> None:
-    """A full-page screenshot, once every plotly figure on the page has drawn its SVG (a visible state, no sleep)."""
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'))")
+    """A full-page screenshot once no event runs and every plot on view has drawn (visible states, no sleep)."""
+    wait_idle(page)
+    page.wait_for_function(DRAWN)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 

@@ -14,13 +14,14 @@ import re
 import pytest
 from conftest import (
     PAYLOAD,
-    SHOTS,
     assert_inert,
     open_page,
     open_tab,
     serve_locally,
+    shot,
     tiny_pipelines,
     wait_for_text,
+    wait_idle,
 )
 
 
@@ -49,25 +50,6 @@ def page(browser, url):
     context, page = open_page(browser, url, 1280)
     yield page
     context.close()
-
-
-IDLE = """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]
-    .every(tracker => tracker.classList.contains('hide'))"""
-DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(plot => plot.offsetParent !== null)
-    .every(plot => plot.querySelector('.main-svg'))"""
-
-
-def wait_idle(page) -> None:
-    """Waits until no event is running: every output's status tracker is hidden again."""
-    page.wait_for_function(IDLE)
-
-
-def shot(page, name: str) -> None:
-    """A full-page screenshot once no event runs and every plot on view has drawn (conftest's shot waits for
-    every plot, including those on hidden tabs, and not for the events)."""
-    wait_idle(page)
-    page.wait_for_function(DRAWN)  # every plot on view has drawn its figure
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def chips(page, selector: str) -> list[str]:

@@ -13,7 +13,6 @@ from conftest import (
     HTML_TEXT,
     ODD_TEXTS,
     PAYLOAD,
-    SHOTS,
     array,
     assert_error,
     assert_inert,
@@ -23,7 +22,9 @@ from conftest import (
     plot_json,
     save_checkpoint,
     serve_locally,
+    shot,
     wait_for_text,
+    wait_idle,
 )
 
 import app
@@ -45,25 +46,6 @@ from seqdemo.web.compare_view import GRADIENT_VARIANTS
 
 gradio_client = pytest.importorskip("gradio_client")
 TEXT = "The plot was thin but the acting saved it"
-# The same waits as tests/test_browser.py (conftest has no idle wait; its shot waits for the plots of hidden tabs).
-IDLE = """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]
-    .every(tracker => tracker.classList.contains('hide'))"""
-DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(plot => plot.offsetParent !== null)
-    .every(plot => plot.querySelector('.main-svg'))"""
-
-
-def wait_idle(page) -> None:
-    """Waits until no event is running: every output's status tracker is hidden again."""
-    page.wait_for_function(IDLE)
-
-
-def shot(page, name: str) -> None:
-    """A full-page screenshot once no event runs and every plot on view has drawn."""
-    wait_idle(page)
-    page.wait_for_function(DRAWN)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 @pytest.fixture(scope="module")
 def compare_folder(tmp_path_factory, tiny_checkpoints):
     """A tiny comparison on the tiny language model's embedding: the three variants of the vanishing-gradient chart
