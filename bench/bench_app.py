@@ -30,16 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from texts import REVIEW  # bench/texts.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 IG_STEPS = 16  # the page's default
 SENTENCE = "The plot was thin, but the acting saved it."
-REVIEW = (
-    "I went in expecting very little, and for the first half hour the film gave me exactly that: a thin plot, "
-    "stiff dialogue and a score that never stopped telling me what to feel. Then something changed. The two "
-    "leads found a rhythm, the jokes started to land, and the quiet scenes in the kitchen were some of the "
-    "most honest moments I have seen in a comedy this year. It is not a great movie, and the ending is rushed, "
-    "but the acting saved it, and I would happily watch it again with friends. "
-)
 TARGETS = {"sentence": 0.150, "review": 1.0, "paste": 2.0, "inspector sentiment": 1.0, "inspector nextword": 1.0}
 
 

@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from texts import REVIEW  # noqa: E402  (bench/texts.py, beside this script)
 
 CORPUS = [
     "The movie was great and I loved it.",
@@ -57,13 +58,6 @@ CORPUS = [
     "A wonderful, moving story with brilliant performances.",
     "I would not recommend this boring mess to anyone.",
 ]
-REVIEW = (
-    "I went in expecting very little, and for the first half hour the film gave me exactly that: a thin plot, "
-    "stiff dialogue and a score that never stopped telling me what to feel. Then something changed. The two "
-    "leads found a rhythm, the jokes started to land, and the quiet scenes in the kitchen were some of the "
-    "most honest moments I have seen in a comedy this year. It is not a great movie, and the ending is rushed, "
-    "but the acting saved it, and I would happily watch it again with friends. "
-)
 
 
 def parse_args() -> argparse.Namespace:
