@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, overload
+from typing import TYPE_CHECKING, Literal, Mapping, overload
 
 import httpx2
 import torch
@@ -170,9 +170,10 @@ def fetch_checkpoint(
     return folder, f"{repo_id}@{folder.name}"
 
 
-def hub_deadline() -> float:
-    """SEQDEMO_HUB_DEADLINE in seconds (a positive number), else DEFAULT_DEADLINE."""
-    text = os.environ.get(DEADLINE_ENV, "").strip()
+def hub_deadline(env: Mapping[str, str] | None = None) -> float:
+    """SEQDEMO_HUB_DEADLINE of `env` (default: os.environ) in seconds, a positive number, else DEFAULT_DEADLINE; the
+    web layer's Settings reads it here too, so the variable has one reader."""
+    text = (os.environ if env is None else env).get(DEADLINE_ENV, "").strip()
     if not text:
         return DEFAULT_DEADLINE
     try:
@@ -180,7 +181,7 @@ def hub_deadline() -> float:
     except ValueError:
         seconds = float("nan")
     if not 0 < seconds < float("inf"):
-        raise ValueError(f"{DEADLINE_ENV} must be a number of seconds above 0, not {text!r}")
+        raise ValueError(f"{DEADLINE_ENV} must be a number of seconds above 0, not {text[:40]!r}.")
     return seconds
 
 

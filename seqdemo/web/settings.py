@@ -13,14 +13,13 @@ A bad value stops the start with one sentence that names the variable and what i
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 
-from seqdemo.inference.hub import DEFAULT_DEADLINE, parse_repo
+from seqdemo.inference.hub import DEFAULT_DEADLINE, hub_deadline, parse_repo
 from seqdemo.inference.pipeline import available_cores
 
 QUEUE_SIZE = 2000  # events waiting at once, over every queue: 50 users x 20 requests fit with room to spare
@@ -46,17 +45,12 @@ def _whole(env: Mapping[str, str], name: str, low: int, high: int) -> int | None
     return value
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
+def _seconds(env: Mapping[str, str]) -> float:
+    """SEQDEMO_HUB_DEADLINE, read by the hub module that uses it (one reader), refused as a SettingsError."""
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise SettingsError(f"{name} must be a number of seconds above 0, not {text[:40]!r}.")
-    return value
+        return hub_deadline(env)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
 
 
 def _repo(env: Mapping[str, str], name: str) -> str | None:
@@ -112,7 +106,7 @@ class Settings:
             device=_device(env, "SEQDEMO_DEVICE"),
             sentiment_repo=_repo(env, "SEQDEMO_SENTIMENT_REPO"),
             nextword_repo=_repo(env, "SEQDEMO_NEXTWORD_REPO"),
-            hub_deadline=_seconds(env, "SEQDEMO_HUB_DEADLINE", DEFAULT_DEADLINE),
+            hub_deadline=_seconds(env),
         )
 
     @property
