@@ -15,6 +15,7 @@ import logging
 
 import seqdemo
 from seqdemo.core.device import device_name
+from seqdemo.inference.pipeline import native_lstm_kernels
 from seqdemo.web import memory, serving
 from seqdemo.web.page import build_demo, launch_options
 from seqdemo.web.settings import Settings
@@ -53,6 +54,7 @@ def main(checkpoints: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks, one line per request
     memory.limit_arenas()  # before the models and the handler threads allocate (seqdemo.web.memory)
+    native_lstm_kernels()  # faster for the page's mix on a CPU; process-wide, so only the serving process sets it
     demo = load_demo(checkpoints=checkpoints)
     serving.stop_on_sigterm()
     memory.start_trimmer()

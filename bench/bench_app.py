@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 from texts import REVIEW  # bench/texts.py, beside this script
+from worktree import checked_out
 
 ROOT = Path(__file__).resolve().parent.parent
 IG_STEPS = 16  # the page's default
@@ -63,6 +63,12 @@ def worker(threads: int | None) -> None:
         from seqdemo.inference.hub import load_folder
     except ImportError:  # before the package was split into layers
         from seqdemo.hub import load_folder
+    try:  # what the page's server sets up (seqdemo.web.page), in the versions that do
+        from seqdemo.inference.pipeline import native_lstm_kernels
+
+        native_lstm_kernels()
+    except ImportError:
+        pass
     sentiment = load_folder("sentiment", ROOT / "checkpoints" / "sentiment", device="cpu")
     nextword = load_folder("nextword", ROOT / "checkpoints" / "nextword", device="cpu")
     review = text_of(sentiment.tokenizer, 300)
@@ -158,17 +164,8 @@ def main() -> None:
         worker(args.threads)
         return
     sizes = [int(s) for s in args.ig_batch_sizes.split(",")] if args.ig_batch_sizes else []
-    reference = None
-    if args.against:
-        reference = Path(tempfile.mkdtemp(prefix="seqdemo-ref-")) / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(reference), args.against],
-                       check=True, capture_output=True)
-    try:
+    with checked_out(args.against) as reference:
         measure(args, sizes, reference)
-    finally:
-        if reference is not None:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(reference)], check=False)
-            shutil.rmtree(reference.parent, ignore_errors=True)
 
 
 def measure(args, sizes: list[int], reference: Path | None) -> None:

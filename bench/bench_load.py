@@ -1,6 +1,8 @@
 """A crowd on the page: U users, each sending R requests one after another through gradio_client, all at once.
 
-The mix follows the page's use: /classify 50%, /next_words 20%, /generate (40 tokens) 15%, /inspect 15%. The
+The mix follows the page's use: /classify 50%, /next_words 20%, /generate (40 tokens) 15%, /inspect 15%. The texts
+repeat, as the page's examples do; `--unique` makes every /classify text new, so the server's kept results
+(seqdemo.inference.sentiment) cannot answer any. The
 server is `python app.py` on 127.0.0.1 (loopback only, a free port), with the checkpoints in checkpoints/. The
 run is bounded in count (U x R per round) and in time (--time-limit: users start no request after it).
 
@@ -8,8 +10,14 @@ Printed: refusals ("Queue is full"), errors, requests not completed, p50/p95 per
 endpoint's single-user latency measured first in the same run, and the server's RSS before the crowd, its peak
 and after each round; a second round shows whether memory levels off (target: it grows by < 50 MB).
 
+With `--against REF` the same crowd also runs on REF checked out into a temporary worktree, on a second server
+(the two never serve at once: rounds alternate, this tree's first), and a last table prints each version's median
+wait and the ratio. `--concurrency N` sets SEQDEMO_CONCURRENCY (requests served at once) on both servers: with 2
+cores, 1 gives each request 2 torch threads, 2 gives each 1.
+
     python bench/bench_load.py                        # 50 users x 20 requests, two rounds
     python bench/bench_load.py --users 10 --requests 5 --rounds 2
+    python bench/bench_load.py --against 1bb8d7e --rounds 1 --concurrency 2
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import time
 import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from worktree import checked_out  # bench/worktree.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 MIX = [("/classify", 50), ("/next_words", 20), ("/generate", 15), ("/inspect", 15)]
@@ -64,6 +74,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--time-limit", type=float, default=900, help="seconds a round may take (default 900)")
     parser.add_argument("--startup-timeout", type=float, default=180, help="seconds to wait for the server")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--against", help="a git ref to crowd side by side (e.g. 1bb8d7e)")
+    parser.add_argument("--unique", action="store_true",
+                        help="give every /classify a text never asked before (the page's examples repeat; this does not)")
+    parser.add_argument("--concurrency", type=int, help="SEQDEMO_CONCURRENCY for the servers (default: theirs)")
     parser.add_argument("--client-timeout", type=float, default=CLIENT_TIMEOUT,
                         help=f"seconds gradio_client waits on each HTTP step (default {CLIENT_TIMEOUT:g}; its own is 5)")
     return parser.parse_args()
@@ -105,13 +119,15 @@ class PeakRSS:
         self._thread.join()
 
 
-def start_server(port: int, timeout: float) -> subprocess.Popen:
+def start_server(port: int, timeout: float, tree: Path = ROOT, concurrency: int | None = None) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     for name in ("SEQDEMO_SENTIMENT_REPO", "SEQDEMO_NEXTWORD_REPO"):
         env.pop(name, None)  # the local checkpoints: no Hub in a load test
+    if concurrency:
+        env["SEQDEMO_CONCURRENCY"] = str(concurrency)
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server mid-run
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=log, text=True)
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=tree, env=env, stdout=log, stderr=log, text=True)
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if server.poll() is not None:
@@ -127,9 +143,12 @@ def start_server(port: int, timeout: float) -> subprocess.Popen:
     raise SystemExit(f"app.py did not answer within {timeout:.0f} s")
 
 
-def request_args(endpoint: str, rng: random.Random) -> tuple:
+def request_args(endpoint: str, rng: random.Random, unique: bool = False) -> tuple:
     if endpoint == "/classify":
-        return rng.choice(REVIEWS), "integrated_gradients"  # the page's default
+        text = rng.choice(REVIEWS)
+        if unique:  # a text no one asked before: the server's kept results cannot answer it
+            text += f" Seen on day {rng.randrange(10**9)}."
+        return text, "integrated_gradients"  # the page's default
     if endpoint == "/next_words":
         return rng.choice(PROMPTS), 5
     if endpoint == "/generate":
@@ -160,7 +179,7 @@ def single_user(client, rng: random.Random, calls: int) -> dict[str, float]:
 
 
 def crowd(url: str, users: int, requests: int, time_limit: float, seed: int,
-          client_timeout: float = CLIENT_TIMEOUT) -> list[tuple[str, str, float, str]]:
+          client_timeout: float = CLIENT_TIMEOUT, unique: bool = False) -> list[tuple[str, str, float, str]]:
     """Every user's calls: (endpoint, outcome, seconds, message); a user starts no call once time_limit passed."""
     endpoints, weights = zip(*MIX)
     results: list[tuple[str, str, float, str]] = []
@@ -176,7 +195,7 @@ def crowd(url: str, users: int, requests: int, time_limit: float, seed: int,
             if time.monotonic() > deadline:
                 return
             endpoint = rng.choices(endpoints, weights)[0]
-            outcome, seconds, message = one_call(clients[index], endpoint, request_args(endpoint, rng))
+            outcome, seconds, message = one_call(clients[index], endpoint, request_args(endpoint, rng, unique))
             with lock:
                 results.append((endpoint, outcome, seconds, message))
 
@@ -193,9 +212,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def report(round_number: int, results, expected: int, seconds: float, single: dict[str, float]) -> None:
+def report(name: str, results, expected: int, seconds: float, single: dict[str, float]) -> None:
     outcomes = Counter(outcome for _, outcome, _, _ in results)
-    print(f"\nround {round_number}: {len(results)} of {expected} requests made in {seconds:.0f} s; "
+    print(f"\n{name}: {len(results)} of {expected} requests made in {seconds:.0f} s; "
           f"ok {outcomes['ok']}, refused {outcomes['refused']}, errors {outcomes['error']}, "
           f"not completed {expected - len(results)}")
     for message, count in Counter(m for _, o, _, m in results if o != "ok").most_common(3):
@@ -212,36 +231,72 @@ def report(round_number: int, results, expected: int, seconds: float, single: di
                   f"{percentile(latencies, 0.5):>9.2f}s {percentile(latencies, 0.95):>9.2f}s")
 
 
+def ok_latencies(results) -> list[float]:
+    return [seconds for _, outcome, seconds, _ in results if outcome == "ok"]
+
+
+def summary(crowds: dict[str, list]) -> None:
+    """Each version's median wait over all its rounds, and now's against then's."""
+    print(f"\n{'version':<10} {'ok':>6} {'refused':>8} {'errors':>7} {'median wait':>12} {'p95':>8}")
+    medians = {}
+    for version, results in crowds.items():
+        outcomes = Counter(outcome for _, outcome, _, _ in results)
+        latencies = ok_latencies(results) or [float("nan")]
+        medians[version] = statistics.median(latencies)
+        print(f"{version:<10} {outcomes['ok']:>6} {outcomes['refused']:>8} {outcomes['error']:>7} "
+              f"{medians[version]:>11.2f}s {percentile(latencies, 0.95):>7.2f}s")
+    if len(medians) == 2:
+        now, then = medians.values()
+        print(f"median wait now / then: {now / then:.2f} (target: at most 0.5)")
+
+
 def main() -> None:
     args = parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    server = start_server(port, args.startup_timeout)
-    try:
-        rng = random.Random(args.seed)
-        single = single_user(client_for(url, args.client_timeout), rng, args.single)
-        before = rss_mb(server.pid)
-        print(f"server pid {server.pid} on {url}; {os.cpu_count()} CPUs; {args.users} users x {args.requests} "
-              f"requests x {args.rounds} rounds; RSS before the crowd {before:.0f} MB")
-        after_rounds = []
-        for number in range(1, args.rounds + 1):
+    with checked_out(args.against) as reference:
+        trees = {"now": ROOT, **({args.against: reference} if reference else {})}
+        servers = {}
+        try:
+            for version, tree in trees.items():
+                port = free_port()
+                servers[version] = (start_server(port, args.startup_timeout, tree, args.concurrency),
+                                    f"http://127.0.0.1:{port}/")
+            run_crowds(args, servers)
+        finally:
+            for server, _ in servers.values():
+                stop(server)
+
+
+def run_crowds(args, servers: dict) -> None:
+    """Single-user latencies first, then the rounds, versions taking turns within each round."""
+    single = {version: single_user(client_for(url, args.client_timeout), random.Random(args.seed), args.single)
+              for version, (_, url) in servers.items()}
+    print(f"{os.cpu_count()} CPUs; {args.users} users x {args.requests} requests x {args.rounds} rounds; "
+          f"SEQDEMO_CONCURRENCY {args.concurrency or 'default'}")
+    crowds = {version: [] for version in servers}
+    rss = {version: [] for version in servers}
+    for number in range(1, args.rounds + 1):
+        for version, (server, url) in servers.items():
             with PeakRSS(server.pid) as peak:
                 started = time.monotonic()
                 results = crowd(url, args.users, args.requests, args.time_limit, args.seed + number,
-                                args.client_timeout)
+                                args.client_timeout, args.unique)
                 seconds = time.monotonic() - started
-            after_rounds.append(rss_mb(server.pid))
-            report(number, results, args.users * args.requests, seconds, single)
-            print(f"  RSS: peak {peak.peak:.0f} MB, after {after_rounds[-1]:.0f} MB")
-        if len(after_rounds) > 1:
-            print(f"\nRSS growth from round 1 to round {len(after_rounds)}: "
-                  f"{after_rounds[-1] - after_rounds[0]:+.0f} MB (before {before:.0f} MB)")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            crowds[version] += results
+            rss[version].append(rss_mb(server.pid))
+            report(f"{version}, round {number}", results, args.users * args.requests, seconds, single[version])
+            print(f"  RSS: peak {peak.peak:.0f} MB, after {rss[version][-1]:.0f} MB")
+    for version, after in rss.items():
+        if len(after) > 1:
+            print(f"{version}: RSS growth from round 1 to round {len(after)}: {after[-1] - after[0]:+.0f} MB")
+    summary(crowds)
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 if __name__ == "__main__":

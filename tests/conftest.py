@@ -85,6 +85,18 @@ def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
     return tiny_pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword)
 
 
+@pytest.fixture(scope="module")
+def url(pipelines):
+    """The page of the module's `pipelines`, as app.py launches it (its CSS and head included), served locally."""
+    import app
+
+    demo = app.build_demo(*pipelines)
+    try:
+        yield serve_locally(demo, **app.launch_options())
+    finally:
+        demo.close()
+
+
 def serve_locally(demo, **launch_options) -> str:
     """Serves `demo` in-process on a free loopback port and returns its URL (the caller closes the demo)."""
     with socket.socket() as sock:
@@ -253,8 +265,4 @@ def assert_inert(page) -> None:
 
 
 def open_tab(page, name: str) -> None:
-    tab = page.get_by_role("tab", name=name, exact=True)
-    if not tab.is_visible():  # a narrow page keeps the tabs that do not fit in gradio's overflow menu
-        page.locator(".overflow-menu button").first.click()
-        tab = page.locator(".overflow-dropdown button", has_text=name)
-    tab.click()
+    page.get_by_role("tab", name=name, exact=True).click()  # every tab shows its name, also on a phone

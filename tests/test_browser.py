@@ -9,15 +9,14 @@ Set SEQDEMO_BROWSER_CHECKPOINTS=1 to serve the real checkpoints (seqdemo.load) i
 from __future__ import annotations
 
 import os
-import re
 
 import pytest
 from conftest import (
+    IDLE,
     PAYLOAD,
     assert_inert,
     open_page,
     open_tab,
-    serve_locally,
     shot,
     tiny_pipelines,
     wait_for_text,
@@ -32,17 +31,6 @@ def pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword):
 
         return seqdemo.load("sentiment"), seqdemo.load("nextword")
     return tiny_pipelines(tiny_tokenizer, tiny_sentiment, tiny_nextword)
-
-
-@pytest.fixture(scope="module")
-def url(browser, pipelines):
-    import app
-
-    demo = app.build_demo(*pipelines)
-    try:
-        yield serve_locally(demo, **app.launch_options())
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +72,14 @@ def press_enter_in(page, selector: str, text: str) -> None:
 
 def no_toast(page) -> None:
     assert page.locator("[data-testid='toast-body']").count() == 0
+
+
+def no_message(page, *boxes: str) -> None:
+    """Waits until no event runs and these message boxes hold no words. An error message stays until its control
+    runs again, so this is the final state; one read right after an idle moment could catch a chained event's
+    status text ("queue: 1/1 | 0.9s"), and a timer ("0.1s") is no message."""
+    quiet = "boxes => boxes.every(box => !/[A-Za-z]{2}/.test(document.querySelector(box)?.innerText ?? ''))"
+    page.wait_for_function(f"boxes => ({IDLE})() && ({quiet})(boxes)", arg=list(boxes))
 
 
 TABS = {"sentiment": "Sentiment", "nextword": "Next word", "gates": "Gate inspector"}
@@ -152,12 +148,34 @@ def test_an_inspector_example_without_the_marked_word_clears_the_finder_and_says
     page.locator("#gates-text").locator("xpath=../..").get_by_text("I loved it", exact=True).first.click()
     wait_for_text(page, "#gates-found-note", "not in this text")
     wait_for_text(page, "#gates-unit-text", "loved")
-    wait_idle(page)
-    # (the boxes may still hold a status tracker's timer, "0.1s": no message is a box without words)
-    for box in ("#gates-find-error", "#gates-error"):
-        assert not re.search(r"[A-Za-z]{2}", page.locator(box).inner_text()), box
+    no_message(page, "#gates-find-error", "#gates-error")
     no_toast(page)
     shot(page, "gates-example-clears-finder")
+
+
+def test_switching_the_model_refreshes_the_finders_note(page, pipelines):
+    """The finder's note speaks of the model on show: after a switch to the next-word model (one direction) it
+    names that model's layer and no direction, as the classifier's note did before."""
+    sentiment_last, nextword_last = (pipe.model.rnn.num_layers - 1 for pipe in pipelines)
+    assert pipelines[0].model.rnn.bidirectional and not pipelines[1].model.rnn.bidirectional
+    open_tab(page, TABS["gates"])
+    wait_idle(page)
+    page.fill("#gates-marked input", "not")  # no Enter: the text's own run reads the box
+    press_enter_in(page, "#gates-text textarea", "not good at all")
+    wait_for_text(page, "#gates-found-note", f"In layer {sentiment_last}, forward, these units")
+    wait_idle(page)
+    page.locator("#gates-model input").click()
+    page.get_by_role("option", name="Next word: 3-layer LSTM").click()
+    wait_for_text(page, "#gates-found-note", f"In layer {nextword_last}, these units")
+    no_message(page, "#gates-find-error")
+    note = page.locator("#gates-found-note").inner_text()
+    assert "forward" not in note and "backward" not in note
+    no_toast(page)
+    shot(page, "gates-switched-model")
+    page.locator("#gates-model input").click()  # back to the classifier, where the next tests expect it
+    page.get_by_role("option", name="Sentiment: bidirectional LSTM classifier").click()
+    wait_for_text(page, "#gates-found-note", f"In layer {sentiment_last}, forward, these units")
+    wait_idle(page)
 
 
 def test_a_word_of_several_pieces_is_one_chip(page, pipelines):

@@ -198,12 +198,13 @@ def test_a_plain_rnn_forgets_faster_than_an_lstm_with_a_high_forget_bias():
 ROWS = {"train": 600, "valid": 300}  # rows behind the train and valid accuracies of claim 5
 
 
-def fake_run(variant: str, seed: int, accuracy: float, long: float, speed: int, gap: float = 0.0) -> dict:
+def fake_run(variant: str, seed: int, accuracy: float, long: float, speed: int, gap: float = 0.0,
+             to_target: float | None = 10.0) -> dict:
     return {
         "variant": variant, "seed": seed, "parameters": 100,
         "test_accuracy": {"imdb": accuracy, "rotten_tomatoes": accuracy},
         "imdb_accuracy_by_length": {"short": accuracy, "medium": accuracy, "long": long},
-        "train_accuracy": 0.8 + gap, "valid_accuracy": 0.8, "tokens_per_second": speed, "seconds_to_target": 10.0,
+        "train_accuracy": 0.8 + gap, "valid_accuracy": 0.8, "tokens_per_second": speed, "seconds_to_target": to_target,
         "inference_ms": 1.0,
     }
 
@@ -215,17 +216,91 @@ def test_verdicts_follow_the_numbers():
             fake_run("rnn", seed, 0.70 + wobble, 0.55 + wobble, 30000),
             fake_run("lstm", seed, 0.80 + wobble, 0.80 + wobble, 10000),  # +25 points on long reviews
             fake_run("bilstm", seed, 0.80 - wobble, 0.80, 9000),  # no better than the LSTM
-            fake_run("gru", seed, 0.80 + wobble, 0.80, 20000),  # twice as fast, as accurate
-            fake_run("conv_bilstm", seed, 0.70 + wobble, 0.70, 30000),  # faster but 10 points worse
+            fake_run("gru", seed, 0.80 + wobble, 0.80, 20000, to_target=5.0),  # twice as fast, as accurate
+            fake_run("conv_bilstm", seed, 0.70 + wobble, 0.70, 30000, to_target=3.0),  # faster, 10 points worse
             fake_run("lstm2", seed, 0.78, 0.78, 8000, gap=0.15 + wobble),  # overfits ...
             fake_run("lstm2_dropout", seed, 0.82, 0.82, 8000, gap=0.02),  # ... and dropout fixes it
         ]
-    verdict = {c["claim"]: c["verdict"] for c in compare.claim_verdicts(compare.summarize(runs), [100, 300], ROWS)}
-    assert verdict == {1: "supported", 2: "not supported", 3: "supported", 4: "depends", 5: "supported"}
+    claims = compare.claim_verdicts(compare.summarize(runs), [100, 300], ROWS)
+    verdict = {c["claim"]: c["verdict"] for c in claims}
+    assert verdict == {1: "supported", 2: "not supported", 3: "supported", 4: "not supported", 5: "supported"}
+    # Claim 4 is a conjunction: the half that fails is named (mean 0.702 against the BiLSTM's 0.798: -9.6 points;
+    # 30000 / 9000 tokens/s = 3.33).
+    assert claims[3]["reading"] == "not supported (on accuracy: -9.6 points); 3.33× the tokens/s"
     # With the two models level, the RNN claim falls.
     level = [dict(r, imdb_accuracy_by_length={"short": 0.8, "medium": 0.8, "long": 0.8}) if r["variant"] == "rnn"
              else r for r in runs]
     assert compare.claim_verdicts(compare.summarize(level), [100, 300], ROWS)[0]["verdict"] == "not supported"
+
+
+def claim_3(gru_speed: int, gru_to_target: float | None, gru_accuracy: float) -> dict:
+    """Claim 3 from two seeds of an LSTM (10,000 tokens/s, 30.1 s to the target, 81.3% test accuracy) and a GRU."""
+    runs = [fake_run(name, seed, accuracy, accuracy, speed, to_target=to_target)
+            for name, speed, to_target, accuracy in (("lstm", 10000, 30.1, 0.813),
+                                                     ("gru", gru_speed, gru_to_target, gru_accuracy))
+            for seed in (0, 1)]
+    return compare.claim_verdicts(compare.summarize(runs), [100, 300], ROWS)[2]
+
+
+def test_a_speed_claim_both_speed_numbers_contradict_is_not_supported():
+    # The shipped comparison's numbers: the GRU at 0.74x the LSTM's tokens/s, 45.0 s against 30.1 s to the target,
+    # and 0.7 points more accurate.
+    claim = claim_3(7400, 45.0, 0.820)
+    assert claim["verdict"] == "not supported"
+    assert claim["reading"] == "not supported (on speed); accuracy +0.7 points"
+    # Both speed numbers at least 1.2x (12,000 tokens/s; 30.1 / 25.0 = 1.20): supported.
+    assert claim_3(12000, 25.0, 0.813)["verdict"] == "supported"
+    # 1.5x the tokens/s but slower to the target: the speed numbers disagree.
+    claim = claim_3(15000, 45.0, 0.813)
+    assert (claim["verdict"], claim["reading"]) == ("depends", "depends (the two speed numbers disagree); accuracy "
+                                                               "+0.0 points")
+    # A GRU that never reaches the target while the LSTM does is not faster to it.
+    assert claim_3(15000, None, 0.813)["verdict"] == "depends"
+    # Slower on both and 5 points worse.
+    assert claim_3(7400, 45.0, 0.763)["reading"] == "not supported (on speed and accuracy); accuracy -5.0 points"
+
+
+def curve_run(variant: str, seed: int, speed: int, curve: list) -> dict:
+    return dict(fake_run(variant, seed, 0.8, 0.8, speed), valid_curve=curve)
+
+
+# Validation curves in seconds; tokens = seconds x tokens/s. LSTM seed 0: 1.0 M and 2.0 M tokens; seed 1: 0.8 M and
+# 1.6 M; GRU (50,000 tokens/s): 0.5 M and 1.0 M. The most every run reached: 1.0 M tokens (the GRU's last check).
+EQUAL_RUNS = [
+    curve_run("lstm", 0, 100_000, [[10.0, 0.60], [20.0, 0.80]]),
+    curve_run("lstm", 1, 80_000, [[10.0, 0.60], [20.0, 0.76]]),
+    curve_run("gru", 0, 50_000, [[10.0, 0.50], [20.0, 0.70]]),
+    curve_run("gru", 1, 50_000, [[10.0, 0.50], [20.0, 0.74]]),
+]
+
+
+def test_the_equal_training_comparison_reads_every_curve_at_the_same_tokens():
+    equal = compare.equal_training(EQUAL_RUNS)
+    assert equal["tokens"] == 1_000_000
+    # LSTM seed 0 at its first check (0.60); seed 1 a quarter of the way from 0.8 M to 1.6 M: 0.60 + 0.16 / 4 = 0.64.
+    assert equal["valid_accuracy"]["lstm"] == {"mean": 0.62, "spread": 0.04, "n": 2}
+    assert equal["valid_accuracy"]["gru"] == {"mean": 0.72, "spread": 0.04, "n": 2}
+    assert "seconds × the run's measured tokens/s" in equal["approximation"]
+    curve = [(100.0, 0.5), (300.0, 0.9)]
+    assert compare.accuracy_after(curve, 150.0) == pytest.approx(0.6)
+    assert compare.accuracy_after(curve, 50.0) is None and compare.accuracy_after(curve, 301.0) is None
+    assert compare.equal_training([fake_run("lstm", 0, 0.8, 0.8, 1000)]) is None  # no curves stored
+
+
+def test_rederive_recomputes_the_verdicts_and_keeps_every_measured_number(tmp_path):
+    runs = [dict(r, seconds_to_target=30.1 if r["variant"] == "lstm" else 45.0) for r in EQUAL_RUNS]
+    header = {"command": "python -m seqdemo.experiments.compare", "recipe": {"train_check_rows": 600, "valid_rows": 300},
+              "length_buckets": {"short": [0, 100], "medium": [100, 300], "long": [300, None]}}
+    stale = {**header, "runs": runs, "variants": compare.summarize(runs),
+             "claims": [{"claim": 3, "verdict": "depends", "line": "old"}]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(stale))
+    compare.main(["--rederive", "--out", str(tmp_path)])
+    again = json.loads(path.read_text())
+    assert again["runs"] == runs and again["variants"] == stale["variants"] and again["command"] == header["command"]
+    # GRU at 0.56x the tokens/s and 45.0 s against 30.1 s: not supported on speed; both score 80.0% on test.
+    assert again["claims"][2]["reading"] == "not supported (on speed); accuracy +0.0 points"
+    assert again["equal_training"]["tokens"] == 1_000_000
 
 
 def test_an_overfitting_gap_within_its_sampling_error_is_not_evidence():
@@ -252,11 +327,12 @@ def test_a_rerun_is_set_beside_the_earlier_one():
     earlier = results(0.0, 10000)
     close = "\n".join(compare.reproduction(earlier, results(0.005, 10000)))
     assert "6 of 6 accuracies within the spreads." in close
-    assert "- claim 3: depends → depends (same)" in close
+    assert "- claim 3: not supported → not supported (same)" in close
     moved = compare.reproduction(earlier, results(0.03, 20000))
     assert "| LSTM | RT test | 80.2% ± 0.2 | 83.2% ± 0.2 | +3.0 | no |" in moved
     assert "\n0 of 6 accuracies within the spreads.\n" in moved
-    assert any(line.startswith("- claim 3: depends → supported (changed)") for line in moved)
+    # Twice the tokens/s but the same seconds to the target: the two speed numbers disagree.
+    assert any(line.startswith("- claim 3: not supported → depends (changed)") for line in moved)
 
 
 def test_the_command_compares_a_finished_run_with_an_earlier_one(tiny_run, monkeypatch, capsys, tmp_path):

@@ -28,7 +28,7 @@ from conftest import (
 )
 
 import app
-from seqdemo.core.models import NextWordLSTM
+from seqdemo.core.models import NextWordLSTM, SentimentClassifier
 from seqdemo.experiments.compare import (
     CLAIMS,
     parse_args,
@@ -42,7 +42,8 @@ from seqdemo.inference.variants import (
     verdicts,
 )
 from seqdemo.web import compare_view
-from seqdemo.web.compare_view import GRADIENT_VARIANTS
+from seqdemo.web.compare_view import GRADIENT_VARIANTS, LONG_REVIEW
+from seqdemo.web.presentation import md
 
 gradio_client = pytest.importorskip("gradio_client")
 TEXT = "The plot was thin but the acting saved it"
@@ -88,10 +89,11 @@ def test_the_results_endpoint_shows_the_comparison_it_was_given(client, compare_
         assert row[2] == f"{variant['parameters']:,}"
         imdb = variant["test_accuracy"]["imdb"]["mean"]
         assert row[3].startswith(f"{100 * imdb:.1f}%")
-    # One verdict line per claim, with the verdict the numbers gave.
-    assert claims.count("**") == 2 * len(CLAIMS)
+    # One verdict line per claim, with the verdict the numbers gave (Markdown-escaped), and the equal-data line.
+    assert claims.count("**") == 2 * len(CLAIMS) + 2
     for claim in results["claims"]:
-        assert f"**{claim['verdict']}**" in claims
+        assert f"**{md(claim['reading'])}**" in claims
+    assert "**At equal data:**" in claims and "Same minutes, not the same data" in claims
 
     # One row per variant, one bar per length group (plotly reads the names as markup: "<" comes escaped).
     bars = plot_json(by_length)["data"]
@@ -116,12 +118,12 @@ def test_every_variant_reads_the_visitors_text(client, variants):
     # The vanishing gradient: the RNN, the LSTM and the GRU, each token's gradient norm at its distance from the end.
     figure = plot_json(gradient)
     assert figure["layout"]["yaxis"]["type"] == "log"
-    lines = figure["data"]
+    lines = [line for line in figure["data"] if line.get("showlegend") is not False]  # not the floor markers
     assert [line["name"] for line in lines] == [TITLES[name] for name in GRADIENT_VARIANTS]
     for line, name in zip(lines, GRADIENT_VARIANTS):
         _, norms = text_gradient_norms(variants[name], TEXT)
         assert array(line["x"]).tolist() == list(range(len(norms) - 1, -1, -1))
-        assert array(line["y"]).tolist() == pytest.approx(norms, rel=1e-4)
+        assert array(line["y"]).tolist() == pytest.approx([max(n, 1e-10) for n in norms], rel=1e-4)
 
 
 def test_bad_and_odd_text(client, variants):
@@ -165,6 +167,47 @@ def test_the_gate_inspector_opens_the_gru_variant(client, variants):
     assert [row[0] for row in found["data"]][:3] == list(np.argsort(-jump, kind="stable")[:3])
     found, _ = client.predict(TEXT, "gru", 0, "forward", "thin", "gates", api_name="/find_units")
     assert found["headers"][3:] == ["z here (elsewhere)", "1 − z here (elsewhere)"]
+
+
+def test_the_claims_say_what_the_equal_time_budget_means():
+    """Under claims 2 and 3: the data each variant saw in the same minutes, the comparison at equal data with its
+    sampling error, and that the small BiLSTM is not the Sentiment tab's model; numbers computed by hand."""
+    def variant(title: str, speed: float, parameters: int = 100_000) -> dict:
+        return {"title": title, "parameters": parameters, "tokens_per_second": {"mean": speed, "spread": 0, "n": 2}}
+
+    results = {
+        "command": "python -m seqdemo.experiments.compare", "hardware": "CPU",
+        "recipe": {"run_minutes": 4.58, "valid_rows": 300},
+        "variants": {"lstm": variant("LSTM", 90_000), "bilstm": variant("BiLSTM", 45_000, 103_394),
+                     "gru": variant("GRU", 50_000)},
+        "claims": [{"claim": n, "text": f"claim {n}", "verdict": "not supported", "reading": "not supported",
+                    "line": "numbers"} for n in (2, 3)],
+        "equal_training": {"tokens": 1_000_000, "approximation": "tokens ≈ seconds × tokens/s",
+                           "valid_accuracy": {"lstm": {"mean": 0.62, "spread": 0.04, "n": 2},
+                                              "gru": {"mean": 0.72, "spread": 0.04, "n": 2}}},
+    }
+    shown = compare_view.claims_markdown(results, "2 layers of 512 units per direction")
+    lines = shown.splitlines()
+    claim_2, claim_3 = (lines.index(f"{n}. *claim {n}* **not supported**: numbers") for n in (2, 3))
+    # 45,000 / 90,000 = 0.50 and 50,000 / 90,000 = 0.56 of the LSTM's tokens in the same 4.58 minutes.
+    assert lines[claim_2 + 1].startswith("   - *Same minutes, not the same data:* every run trained for 4.58 "
+                                         "minutes, so the BiLSTM read 0.50× the LSTM's training tokens.")
+    assert "At equal data" not in lines[claim_2 + 1]  # no BiLSTM curve in this file
+    assert lines[claim_2 + 2] == ("   - This BiLSTM is the Compare tab's small one (24 units per direction, 103,394 "
+                                  "trainable parameters), not the Sentiment tab's model (2 layers of 512 units per "
+                                  "direction).")
+    # sqrt(0.72 * 0.28 / 300 + 0.62 * 0.38 / 300) = 0.0382: a standard error of 3.8 points.
+    assert lines[claim_3 + 1] == (
+        "   - *Same minutes, not the same data:* every run trained for 4.58 minutes, so the GRU read 0.56× the LSTM's "
+        "training tokens. At equal data (the first 1.0 M tokens): validation accuracy GRU 72\\.0% ± 2\\.0 vs LSTM "
+        "62\\.0% ± 2\\.0 (+10.0 points; on 300 validation rows a difference has a standard error of 3.8 points).")
+    assert lines[-1].startswith("**At equal data:** validation accuracy after the first 1.0 M training tokens")
+    assert lines[-1].endswith("LSTM 62\\.0% ± 2\\.0, GRU 72\\.0% ± 2\\.0.")
+    # The Sentiment model's size, read from a loaded model when the tab has one.
+    classifier = SentimentClassifier(vocab_size=20, embed_dim=4, hidden_size=6, num_layers=3, bidirectional=False)
+    assert compare_view.model_size(classifier) == "3 layers of 6 units"
+    assert "not the Sentiment tab's model (3 layers of 6 units)" in compare_view.claims_markdown(
+        results, compare_view.model_size(classifier))
 
 
 # -- without a usable comparison ---------------------------------------------------------------------------------
@@ -225,6 +268,56 @@ def test_the_compare_tab_renders(browser, url, width, height):
         assert all(TITLES[name] in shown for name in GRADIENT_VARIANTS)
         assert_inert(page)
         shot(page, f"10-compare-{width}px")
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def vanishing_url(pipelines, compare_folder, tmp_path_factory):
+    """The page around a copy of the tiny comparison whose RNN has no recurrent weights: its decision then depends on
+    the last token alone, so the gradient of every earlier token is exactly 0 (what underflow gives a long text)."""
+    import shutil
+
+    import safetensors.torch
+
+    folder = tmp_path_factory.mktemp("vanishing") / "compare"
+    shutil.copytree(compare_folder, folder)
+    weights = safetensors.torch.load_file(folder / "rnn" / "model.safetensors")
+    weights = {k: torch.zeros_like(v) if k.startswith("rnn.weight_hh") else v for k, v in weights.items()}
+    safetensors.torch.save_file(weights, folder / "rnn" / "model.safetensors")
+    demo = app.build_demo(*pipelines, compare_folder=folder)
+    try:
+        yield serve_locally(demo, **app.launch_options())
+    finally:
+        demo.close()
+
+
+GRADIENT_TRACES = """() => document.querySelector('#compare-gradient .js-plotly-plot').data
+    .map(trace => ({name: trace.name, x: Array.from(trace.x), y: Array.from(trace.y)}))"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_the_gradient_chart_opens_on_a_long_review_and_draws_zeros_on_its_floor(browser, vanishing_url, width,
+                                                                                height):
+    context, page = open_page(browser, vanishing_url, width, height)
+    try:
+        open_tab(page, "Compare")
+        assert page.locator("#compare-text textarea").input_value() == LONG_REVIEW
+        assert len(LONG_REVIEW.split()) > 150  # a long review: the vanishing shows only over many steps
+        page.wait_for_selector("#compare-gradient .js-plotly-plot .scatterlayer path")
+        wait_for_text(page, "#compare-notes", "tokens of your text")
+        traces = {trace["name"]: trace for trace in page.evaluate(GRADIENT_TRACES)}
+        rnn = traces[TITLES["rnn"]]
+        read = len(rnn["x"])
+        assert read > 50 and rnn["x"] == list(range(read - 1, -1, -1))
+        # No gap: every token has a value; the exact zeros (every token before the last) sit on the 1e-10 floor.
+        assert all(y is not None for y in rnn["y"]) and rnn["y"][:-1] == [1e-10] * (read - 1) and rnn["y"][-1] > 1e-10
+        floor = traces[f"{TITLES['rnn']}: below 1e-10"]
+        assert floor["x"] == list(range(read - 1, 0, -1)) and floor["y"] == [1e-10] * (read - 1)
+        assert "below 1e-10" in page.locator("#compare-gradient").inner_text()
+        assert "Length matters" in page.locator("#compare-gradient").locator("xpath=..").inner_text() or \
+            "Length matters" in page.content()
+        shot(page, f"10-compare-gradient-floor-{width}px")
     finally:
         context.close()
 

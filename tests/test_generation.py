@@ -58,6 +58,28 @@ def test_same_seed_same_text_and_it_streams(lm):
     assert steps == [lm.generate("The acting was", max_new_tokens=k, seed=3) for k in range(1, len(steps) + 1)]
 
 
+
+def test_the_library_reads_seeds_as_the_page_does(lm, monkeypatch):
+    """-1 asks for a fresh random seed (never 2**64 - 1), other negative seeds are refused, large ones wrap."""
+    from seqdemo.core.validate import SEED_RANGE, InputError
+
+    seeded, real = [], torch.Generator
+
+    class Recording:  # torch's Generator, with the seeds it is given written down
+        def __init__(self, *args, **kwargs):
+            self.generator = real(*args, **kwargs)
+
+        def manual_seed(self, seed):
+            seeded.append(seed)
+            return self.generator.manual_seed(seed)
+
+    monkeypatch.setattr(torch, "Generator", Recording)
+    lm.generate("The acting was", max_new_tokens=2, seed=SEED_RANGE + 3)
+    lm.generate("The acting was", max_new_tokens=2, seed=-1)
+    assert seeded == [3]  # the large seed wrapped to 3; -1 seeded no generator of its own
+    with pytest.raises(InputError, match="at least 0"):
+        lm.generate("The acting was", max_new_tokens=6, seed=-2)
+
 @pytest.mark.parametrize("seed", range(6))
 def test_whole_words_finish_the_last_word_and_stop_before_the_next(lm, monkeypatch, seed):
     """With whole_words the pieces drawn past max_new_tokens continue the last word, and the draw that would

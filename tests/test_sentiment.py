@@ -1,5 +1,6 @@
 """SentimentPipeline on a small untrained model: the contract, not the accuracy (see test_shipped.py for that)."""
 
+import copy
 import math
 
 import pytest
@@ -190,3 +191,46 @@ def test_integrated_gradients_do_not_depend_on_the_internal_batch_size(clf, batc
     one_batch, offset = clf.integrated_gradients(ids, 16, batch_size=16)
     attributions, same_offset = clf.integrated_gradients(ids, 16, batch_size=batch_size)
     assert attributions == pytest.approx(one_batch, abs=1e-6) and same_offset == offset
+
+
+def test_a_second_visitor_gets_the_slow_results_without_running_the_model(tiny_sentiment, tiny_tokenizer):
+    """Integrated gradients and the trajectory are kept per text: the same text asked again runs no layer at all,
+    an edit of a returned list does not reach the kept one, and clear_cache() after new weights recomputes."""
+    pipe = SentimentPipeline(copy.deepcopy(tiny_sentiment), tiny_tokenizer, torch.device("cpu"), source="test")
+    text = "The plot was thin but the acting saved it, and the ending was rushed."
+    passes = []
+    pipe.model.embedding.register_forward_hook(lambda *_: passes.append(1))  # every path starts there
+    first = pipe.explain(text, method="integrated_gradients", steps=4)
+    trajectory = pipe.reading_trajectory(text, points=4)
+    assert passes  # the first visitor's answers were computed
+    passes.clear()
+    first.attributions[0] += 100.0
+    again = pipe.explain(text, method="integrated_gradients", steps=4)
+    assert pipe.reading_trajectory(text, points=4).points == trajectory.points
+    assert passes == [] and again.attributions[0] == pytest.approx(first.attributions[0] - 100.0)
+    with torch.no_grad():
+        for parameter in pipe.model.parameters():
+            parameter.mul_(1.5)
+    pipe.clear_cache()
+    fresh = pipe.explain(text, method="integrated_gradients", steps=4)
+    assert passes and fresh.attributions != pytest.approx(again.attributions, abs=1e-6)
+    assert pipe.reading_trajectory(text, points=4).points != trajectory.points
+
+
+def test_the_native_lstm_kernel_gives_what_onednn_gives(clf):
+    """The server runs nn.LSTM with PyTorch's own CPU kernel (native_lstm_kernels: faster here); every number
+    the page shows stays what oneDNN's kernel gives, well within the page's 1e-4."""
+    text = "The plot was thin but the acting saved it, and I would watch it again."
+    answers, before = {}, torch.backends.mkldnn.enabled
+    try:
+        for enabled in (True, False):
+            torch.backends.mkldnn.enabled = enabled
+            clf.clear_cache()
+            explained = clf.explain(text, method="integrated_gradients", steps=8)
+            answers[enabled] = (explained.prediction["probabilities"]["positive"], explained.attributions,
+                                [p for _, p in clf.reading_trajectory(text).points])
+    finally:
+        torch.backends.mkldnn.enabled = before
+    assert answers[False][0] == pytest.approx(answers[True][0], abs=1e-6)
+    assert answers[False][1] == pytest.approx(answers[True][1], abs=1e-5)
+    assert answers[False][2] == pytest.approx(answers[True][2], abs=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 
 import torch
 
@@ -70,6 +71,18 @@ def casual(text: str) -> str:
     """How people type into a demo box: lower case, no punctuation."""
     text = text.lower().translate(str.maketrans("", "", string.punctuation))
     return re.sub(r"\s+", " ", text).strip()
+
+
+def letter_counts(text: str) -> tuple[int, int]:
+    """(letters, Latin letters) in the text: a letter is any Unicode letter (Chinese, Hebrew, Cyrillic...); a Latin
+    one is named LATIN by Unicode (a-z, é, ß...). Digits, punctuation and emoji are no letters."""
+    letters = [ch for ch in text if unicodedata.category(ch).startswith("L")]
+    return len(letters), sum(1 for ch in letters if unicodedata.name(ch, "").startswith("LATIN"))
+
+
+def word_count(text: str) -> int:
+    """How many words the text has: runs of letters, in any script ("don't" is two, "10/10" none)."""
+    return len(re.findall(r"[^\W\d_]+", text))
 
 
 def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

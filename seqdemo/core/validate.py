@@ -66,7 +66,7 @@ def choice(value, name: str, options: Iterable[str]) -> str:
     return value
 
 
-def _as_number(value) -> float | int | None:
+def as_number(value) -> float | int | None:
     """An int, a finite float, or None when the value is no number (numeric strings count as numbers)."""
     if isinstance(value, bool):  # JSON true/false: a number by Python's rules, not by anyone's intent
         return None
@@ -101,7 +101,7 @@ def _range_words(low, high) -> str:
 
 def integer(value, name: str, low: int | None = None, high: int | None = None) -> int:
     """A whole number in [low, high]; 5, 5.0 and "5" all give 5."""
-    number = _as_number(value)
+    number = as_number(value)
     wanted = f"{name} must be a whole number{_range_words(low, high)}"
     if number is None or (isinstance(number, float) and not number.is_integer()):
         what = _kind(value) if number is None else "a fraction"
@@ -114,7 +114,7 @@ def integer(value, name: str, low: int | None = None, high: int | None = None) -
 
 def number(value, name: str, low: float | None = None, high: float | None = None, above: bool = False) -> float:
     """A finite number in [low, high] ((low, high] when `above`)."""
-    parsed = _as_number(value)
+    parsed = as_number(value)
     bound = f" above {low} and at most {high}" if above else _range_words(low, high)
     wanted = f"{name} must be a number{bound}"
     if parsed is None:
@@ -125,13 +125,25 @@ def number(value, name: str, low: float | None = None, high: float | None = None
     return float(parsed)
 
 
+RANDOM_SEED = -1  # a seed that asks for a fresh random one, as blank does
+
+
 def seed(value) -> int | None:
-    """A seed for the sampler: blank (None, "", NaN: the page's empty number box) means a random one; any whole
-    number, however large or negative, is brought into the generator's range (the same number, the same text)."""
+    """A seed for the sampler, for the page, the API and the library alike: blank (None, "", NaN: the page's empty
+    number box) or -1 means a fresh random one (None); a whole number of at least 0, however large, is brought into
+    the generator's range (the same number, the same text). Other negative numbers are refused: -1 is the one that
+    means "random", and -2 would look like it does too."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, str) and value.strip() == str(RANDOM_SEED):
+        return None
+    if not isinstance(value, (str, bool)) and value == RANDOM_SEED:
+        return None
+    number = as_number(value)
+    if number is not None and number < 0:
+        raise InputError("seed must be a whole number of at least 0, or blank (or -1) for a fresh random one.")
     return integer(value, "seed") % SEED_RANGE
 
 
@@ -141,7 +153,7 @@ def whole_or_blank(value, name: str, blank: str) -> int | None:
         return None
     if isinstance(value, str) and not value.strip():
         return None
-    number = _as_number(value)
+    number = as_number(value)
     if number is None or (isinstance(number, float) and not number.is_integer()):
         raise InputError(f"{name} must be a whole number (like 37), or blank for {blank}.")
     return int(number)

@@ -3,6 +3,7 @@
     nice -n 19 python -m seqdemo.experiments.compare                       # the full comparison: about 85 minutes, 2 CPU threads
     python -m seqdemo.experiments.compare --tiny --out /tmp/compare        # a smoke run on a few rows, seconds
     python -m seqdemo.experiments.compare --out runs/again --against checkpoints/compare/results.json   # a rerun, compared
+    python -m seqdemo.experiments.compare --rederive                       # verdicts recomputed from the stored runs
 
 The textbook chapter on LSTMs claims:
 1. an LSTM "will drastically outperform a standard RNN on long movie reviews" (the cell state lets gradients
@@ -112,6 +113,7 @@ class CompareSettings:
     timing_rows: int = 40  # IMDB test reviews timed one by one
     threads: int = 2
     against: Path | None = None  # an earlier run's results.json that main() sets this run's numbers beside
+    rederive: bool = False  # only recompute --out's verdicts and derived tables from its stored runs
 
     @property
     def run_minutes(self) -> float:
@@ -121,7 +123,7 @@ class CompareSettings:
 
     def recipe(self) -> dict:
         """What must match for an earlier run's numbers to be reused."""
-        skip = {"out", "variants", "seeds", "max_minutes", "eval_minutes", "setup_minutes", "threads", "against"}
+        skip = {"out", "variants", "seeds", "max_minutes", "eval_minutes", "setup_minutes", "threads", "against", "rederive"}
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         return json.loads(json.dumps({**values, "run_minutes": round(self.run_minutes, 2)}, default=str))
 
@@ -341,16 +343,54 @@ def _gain_verdict(gain: float, noise: float, large: float) -> str:
     return "supported" if gain >= max(large, noise) else "not supported" if gain <= noise else "depends"
 
 
+MUCH_FASTER = 1.2  # "trains much faster": at least 1.2 times the baseline's speed
+
+
+def target_ratio(summary: dict, name: str, baseline: str) -> float | None:
+    """How many times sooner `name` reached the target validation accuracy than `baseline` (baseline seconds over
+    its seconds; 0 when only the baseline got there, infinite when only `name` did, None when neither did)."""
+    mine, theirs = (_get(summary, n, "seconds_to_target") for n in (name, baseline))
+    if mine and theirs:
+        return theirs["mean"] / mine["mean"] if mine["mean"] else math.inf
+    return None if not (mine or theirs) else math.inf if mine else 0.0
+
+
+def speed_verdict(tokens_ratio: float, to_target_ratio: float | None) -> str:
+    """"Much faster" judged by both speed numbers (training tokens/s, and time to the target accuracy, when
+    measured): supported when every one is at least MUCH_FASTER, not supported when none is, depends when they
+    disagree."""
+    faster = [r >= MUCH_FASTER for r in (tokens_ratio, to_target_ratio) if r is not None]
+    return "supported" if all(faster) else "not supported" if not any(faster) else "depends"
+
+
+def speed_and_accuracy_verdict(on_speed: str, gap: float, noise: float, tokens_ratio: float) -> tuple[str, str]:
+    """A claim that a variant is faster and as accurate: (verdict, reading). Both halves must hold; the reading
+    names the half that fails and states the other, e.g. "not supported (on speed); accuracy +0.7 points"."""
+    as_good = gap >= -noise
+    accuracy = f"accuracy {gap * 100:+.1f} points"
+    if as_good:
+        return {"supported": ("supported", "supported"),
+                "not supported": ("not supported", f"not supported (on speed); {accuracy}"),
+                "depends": ("depends", f"depends (the two speed numbers disagree); {accuracy}")}[on_speed]
+    return "not supported", {"supported": f"not supported (on accuracy: {gap * 100:+.1f} points); "
+                                          f"{tokens_ratio:.2f}× the tokens/s",
+                             "not supported": f"not supported (on speed and accuracy); {accuracy}",
+                             "depends": f"not supported (on accuracy: {gap * 100:+.1f} points); the two speed "
+                                        "numbers disagree"}[on_speed]
+
+
 def claim_verdicts(summary: dict, bucket_edges: list[int], check_rows: dict[str, int]) -> list[dict]:
     """One verdict per claim, from the numbers: supported, not supported, depends, or not measured.
     `check_rows`: how many rows measured the train and valid accuracies of claim 5 ({"train": n, "valid": n})."""
     out = []
 
-    def add(number: int, verdict: str, line: str, names: tuple[str, ...] = ()) -> None:
+    def add(number: int, verdict: str, line: str, names: tuple[str, ...] = (), reading: str = "") -> None:
         seeds = min((len(summary[n]["seeds"]) for n in names if n in summary), default=0)
         if verdict != "not measured" and seeds < 2:
             line += "; one seed only, so no spread yet"
-        out.append({"claim": number, "text": CLAIMS[number], "verdict": verdict, "line": line, "seeds": seeds})
+        # verdict: one of four words, for programs and reruns; reading: what the page shows, the verdict and why.
+        out.append({"claim": number, "text": CLAIMS[number], "verdict": verdict, "reading": reading or verdict,
+                    "line": line, "seeds": seeds})
 
     # 1 and 2 share a shape: a variant beats its baseline by `large` or more, beyond the seeds' noise.
     def better_by(number: int, name: str, baseline: str, large: float, what: str, labels: tuple[str, str],
@@ -370,7 +410,7 @@ def claim_verdicts(summary: dict, bucket_edges: list[int], check_rows: dict[str,
     better_by(2, "bilstm", "lstm", 0.03, "test accuracy (mean of IMDB and RT)", ("BiLSTM", "LSTM"),
               "test_accuracy_mean_over_sources")
 
-    # 3 and 4 share a shape: a variant against its baseline on speed and accuracy.
+    # 3 and 4 share a shape: a variant against its baseline on speed (two numbers) and accuracy.
     def faster_and_as_good(number: int, name: str, baseline: str) -> None:
         acc, base_acc = (_get(summary, n, "test_accuracy_mean_over_sources") for n in (name, baseline))
         speed, base_speed = (_get(summary, n, "tokens_per_second") for n in (name, baseline))
@@ -379,14 +419,14 @@ def claim_verdicts(summary: dict, bucket_edges: list[int], check_rows: dict[str,
             return
         ratio = speed["mean"] / base_speed["mean"]
         gap, noise = _difference(acc, base_acc)
-        faster, as_good = ratio >= 1.2, gap >= -noise
         to_target = [_get(summary, n, "seconds_to_target") for n in (name, baseline)]
         target = (f"; to the target validation accuracy {format_stat(to_target[0], 1, ' s')} "
                   f"vs {format_stat(to_target[1], 1, ' s')}" if all(to_target) else "")
-        verdict = "supported" if faster and as_good else "not supported" if not (faster or as_good) else "depends"
+        on_speed = speed_verdict(ratio, target_ratio(summary, name, baseline))
+        verdict, reading = speed_and_accuracy_verdict(on_speed, gap, noise, ratio)
         add(number, verdict, f"{TITLES[name]} trains at {ratio:.2f}× the tokens/s of {TITLES[baseline]}{target}; "
                              f"test accuracy {format_stat(acc)} vs {format_stat(base_acc)} ({gap * 100:+.1f} points)",
-            (name, baseline))
+            (name, baseline), reading)
 
     faster_and_as_good(3, "gru", "lstm")
     faster_and_as_good(4, "conv_bilstm", "bilstm")
@@ -424,6 +464,51 @@ def claim_five(summary: dict, check_rows: dict[str, int], add: Callable) -> None
         add(5, "not measured", "needs the lstm2 and lstm2_dropout runs")
 
 
+# ------------------------------------------------------------------------------------- equal amount of training
+
+EQUAL_TRAINING_NOTE = ("training tokens ≈ training seconds × the run's measured tokens/s; validation accuracy "
+                       "interpolated linearly between the run's validation checks")
+
+
+def curve_in_tokens(run: dict) -> list[tuple[float, float]]:
+    """A run's validation curve against training tokens, approximated as seconds × its measured tokens/s."""
+    return [(seconds * run["tokens_per_second"], accuracy) for seconds, accuracy in run.get("valid_curve", [])]
+
+
+def accuracy_after(curve: list[tuple[float, float]], tokens: float) -> float | None:
+    """Validation accuracy after `tokens` training tokens, linear between the two checks around it; None before the
+    first check or past the last (not measured there)."""
+    for (t0, a0), (t1, a1) in zip(curve, curve[1:]):
+        if t0 <= tokens <= t1:
+            return a0 if t1 == t0 else a0 + (a1 - a0) * (tokens - t0) / (t1 - t0)
+    return curve[0][1] if len(curve) == 1 and curve[0][0] == tokens else None
+
+
+def equal_training(runs: list[dict]) -> dict | None:
+    """Every variant at the same amount of training: the most training tokens every run reached (the slowest run's
+    last check), and each variant's validation accuracy there (mean and spread over seeds). Every run trained for
+    the same minutes, so the faster variants saw more data; this sets them side by side at equal data."""
+    curves = {id(run): curve_in_tokens(run) for run in runs}
+    if not runs or not all(curves.values()):
+        return None
+    tokens = min(curve[-1][0] for curve in curves.values())
+    variants = {}
+    for name in VARIANTS:
+        accuracies = [accuracy_after(curves[id(r)], tokens) for r in runs if r["variant"] == name]
+        if accuracies:
+            variants[name] = mean_and_spread([None if a is None else round(a, 4) for a in accuracies])
+    return {"tokens": round(tokens), "approximation": EQUAL_TRAINING_NOTE, "valid_accuracy": variants}
+
+
+def rederive(path: Path) -> dict:
+    """Recomputes a results.json's summary, claim verdicts and equal-training comparison from its stored runs (no
+    training; every measured number is kept), and rewrites it."""
+    results = json.loads(Path(path).read_text())
+    header = {k: v for k, v in results.items() if k not in {"runs", "variants", "claims", "equal_training"}}
+    edges = results["length_buckets"]["medium"]
+    return write_results(Path(path), header, results["runs"], edges)
+
+
 # ----------------------------------------------------------------------------------------------- reproduction
 
 REPRODUCED = {"IMDB test": ("test_accuracy", "imdb"), "RT test": ("test_accuracy", "rotten_tomatoes"),
@@ -457,7 +542,8 @@ def reproduction(earlier: dict, now: dict) -> list[str]:
 def write_results(path: Path, header: dict, runs: list[dict], bucket_edges: list[int]) -> dict:
     summary = summarize(runs)
     check_rows = {"train": header["recipe"]["train_check_rows"], "valid": header["recipe"]["valid_rows"]}
-    results = {**header, "runs": runs, "variants": summary, "claims": claim_verdicts(summary, bucket_edges, check_rows)}
+    results = {**header, "runs": runs, "variants": summary, "claims": claim_verdicts(summary, bucket_edges, check_rows),
+               "equal_training": equal_training(runs)}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(path)  # never a half-written results file
@@ -565,6 +651,9 @@ def parse_args(argv=None) -> CompareSettings:
     parser.add_argument("--against", type=Path, default=None,
                         help="an earlier run's results.json: print which of its accuracies and verdicts this run "
                              "reproduces (finished runs in --out are kept, so on a complete run this only compares)")
+    parser.add_argument("--rederive", action="store_true",
+                        help="train nothing: recompute the summary, the claims' verdicts and the equal-training "
+                             "comparison of --out's results.json from its stored runs, and rewrite it")
     args = parser.parse_args(argv)
     variants = tuple(v for v in args.variants.split(",") if v)
     unknown = set(variants) - VARIANTS.keys()
@@ -572,7 +661,8 @@ def parse_args(argv=None) -> CompareSettings:
         parser.error(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
     settings = CompareSettings(out=args.out, embedding_from=args.embedding_from, max_minutes=args.max_minutes,
                                variants=variants, seeds=tuple(range(args.seeds)), limit=args.limit,
-                               max_steps=args.max_steps, threads=args.threads, against=args.against)
+                               max_steps=args.max_steps, threads=args.threads, against=args.against,
+                               rederive=args.rederive)
     if args.tiny:
         settings = dataclasses.replace(settings, limit=args.limit or 24, max_steps=args.max_steps or 3,
                                        valid_rows=16, train_check_rows=16, timing_rows=3,
@@ -582,6 +672,11 @@ def parse_args(argv=None) -> CompareSettings:
 
 def main(argv=None) -> None:
     settings = parse_args(argv)
+    if settings.rederive:
+        for claim in rederive(settings.out / RESULTS_FILE)["claims"]:
+            print(f"claim {claim['claim']}: {claim['reading']}: {claim['line']}")
+        print(f"rewrote {settings.out / RESULTS_FILE} from its stored runs")
+        return
     command = "python -m seqdemo.experiments.compare " + " ".join(argv if argv is not None else sys.argv[1:])
     # Read before the runs, so that a wrong path fails now rather than after them.
     earlier = json.loads(settings.against.read_text()) if settings.against else None

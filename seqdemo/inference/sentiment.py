@@ -124,14 +124,18 @@ class SentimentPipeline(Pipeline):
         self._encodings = LRU(CACHE_SIZE)
         self._logits = LRU(CACHE_SIZE)
         self._baselines = LRU(CACHE_SIZE)
+        # The slow results too (seconds for a long review): every visitor's page opens on the same example, and
+        # most click the same few, so a second visitor's answer should cost nothing.
+        self._attributions = LRU(CACHE_SIZE)
+        self._prefixes = LRU(CACHE_SIZE)
         # Integrated gradients' points per batched pass; None: all of them in one pass, measured fastest on a
         # 2-core CPU for a sentence, a 300-token review and a 512-token paste alike (bench/README.md).
         self.ig_batch_size: int | None = None
         self.prefix_batch_size = PREFIX_BATCH_SIZE
 
     def clear_cache(self) -> None:
-        """Forgets the kept encodings and logits: call it after changing the model's weights in place."""
-        for cache in (self._encodings, self._logits, self._baselines):
+        """Forgets every kept result: call it after changing the model's weights in place."""
+        for cache in (self._encodings, self._logits, self._baselines, self._attributions, self._prefixes):
             cache.clear()
 
     def encode(self, text: str) -> tuple[list[int], bool]:
@@ -197,7 +201,9 @@ class SentimentPipeline(Pipeline):
         if method == "evidence":
             attributions, offset, logits = self.evidence(ids)
         elif method == "integrated_gradients":
-            attributions, offset = self.integrated_gradients(ids, steps)
+            key = (tuple(ids), steps)
+            cached = self._attributions.get(key) or self._attributions.put(key, self.integrated_gradients(ids, steps))
+            attributions, offset = list(cached[0]), cached[1]  # a copy: a caller's edit must not reach the cache
             logits = self.logits(ids)
         else:
             raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -325,11 +331,14 @@ class SentimentPipeline(Pipeline):
         if len(ids) in cuts:
             result[len(ids)] = float(self.logits(ids).softmax(-1)[-1])
         partial = sorted({c for c in cuts if c < len(ids)})
-        if partial:
+        key = (tuple(ids), tuple(partial))
+        probs = self._prefixes.get(key) if partial else []
+        if probs is None:
             with torch.inference_mode():
                 probs = _prefix_probabilities(self.model, torch.tensor(ids, device=self.device), partial,
-                                              self.prefix_batch_size)
-            result.update(zip(partial, probs[:, -1].tolist()))
+                                              self.prefix_batch_size)[:, -1].tolist()
+            self._prefixes.put(key, probs)
+        result.update(zip(partial, probs))
         return [result[c] for c in cuts]
 
 

@@ -19,8 +19,11 @@ class CompareHandlers:
     """The Compare tab's endpoints, around the comparison opened once when the page is built. Without one, each
     answers with the sentence that says why (and the command that produces it)."""
 
-    def __init__(self, comparison: compare_view.Comparison | None, unavailable: str):
+    def __init__(self, comparison: compare_view.Comparison | None, unavailable: str, sentiment_model):
+        """`sentiment_model`: the Sentiment tab's loaded classifier, whose size the claims name beside the small
+        BiLSTM."""
         self.comparison, self.unavailable = comparison, unavailable
+        self.sentiment_size = compare_view.model_size(sentiment_model)
 
     def _opened(self) -> compare_view.Comparison:
         if self.comparison is None:
@@ -30,7 +33,7 @@ class CompareHandlers:
     def results(self):
         """The results table, the claims' verdicts, accuracy by length and training speed."""
         results = self._opened().results
-        return (compare_view.results_table(results), compare_view.claims_markdown(results),
+        return (compare_view.results_table(results), compare_view.claims_markdown(results, self.sentiment_size),
                 plots.length_accuracy_figure(results["variants"], compare_view.bucket_names(results)),
                 plots.speed_figure(results["variants"]))
 
@@ -48,7 +51,8 @@ def compare_tab(w: Wiring, h: CompareHandlers) -> None:
     share the model queue (seqdemo.web.serving) with the others."""
     shown = h.comparison is not None
     initial = h.results() if shown else (None, "", None, None)
-    example = h.read_text(EXAMPLES[1]) if shown else (None, "", None)  # the tab opens on a worked example
+    # The tab opens on a long review: the vanishing gradient shows only over many steps.
+    example = h.read_text(compare_view.LONG_REVIEW) if shown else (None, "", None)
     gr.Markdown(h.unavailable, visible=not shown, elem_id="compare-missing")
     with gr.Column(visible=shown):
         gr.Markdown("Eight small sentiment models (about 100k trainable parameters each) trained with one recipe: "
@@ -64,7 +68,7 @@ def compare_tab(w: Wiring, h: CompareHandlers) -> None:
         with gr.Row():
             with gr.Column(scale=3):
                 text = gr.Textbox(label="Review (Enter runs it, Shift+Enter for a new line)", lines=1, max_lines=8,
-                                  value=EXAMPLES[1], elem_id="compare-text")
+                                  value=compare_view.LONG_REVIEW, elem_id="compare-text")
                 button = gr.Button("Compare", variant="primary", elem_id="compare-button")
                 error = error_box("compare-error")
                 examples = gr.Examples(EXAMPLES, inputs=text, label="Examples")
@@ -74,7 +78,7 @@ def compare_tab(w: Wiring, h: CompareHandlers) -> None:
                 note = gr.Markdown(example[1], label="What they read", elem_classes="seqdemo-notes",
                                    elem_id="compare-notes")
         gr.Markdown("### The vanishing gradient, visible\n\n" + compare_view.GRADIENT_NOTE)
-        gradient = gr.Plot(example[2], label="‖∂ logit / ∂ embedding‖ per token", elem_id="compare-gradient")
+        gradient = gr.Plot(example[2], label="Gradient per token", elem_id="compare-gradient")
     # The results are the page's own, already shown: only a script can meet their error (no comparison).
     hidden_error = gr.Markdown(visible=False)
     w.event(h.results, [w.demo.load], [], [table, claims, by_length, speed], hidden_error, api_name="compare_results",

@@ -9,6 +9,7 @@ the contents of results.json, each escaped with `md`.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from seqdemo.inference.variants import (
     text_gradient_norms,
     verdicts,
 )
+from seqdemo.web.plots import GRADIENT_FLOOR
 from seqdemo.web.presentation import md, percent, table, visible
 
 logger = logging.getLogger("seqdemo.web.compare_view")
@@ -32,10 +34,26 @@ logger = logging.getLogger("seqdemo.web.compare_view")
 COMMAND = "nice -n 19 python -m seqdemo.experiments.compare"
 GRADIENT_VARIANTS = ("rnn", "lstm", "gru")  # one line each in the vanishing-gradient chart
 INSPECTABLE = ("gru", "bigru")  # the gate inspector opens these too: a GRU's r, z, n gates beside the LSTMs' gates
+# The gradient section's default: a long review (written for this page, in no data split), because a plain RNN's
+# gradient shrinks by a factor per step, which shows only over many steps; the praise at its start sits far from
+# the end, where only a memory that lasts can still carry it to the decision.
+LONG_REVIEW = (
+    "I went into this film knowing nothing about it except the poster, and the first twenty minutes had me hooked. "
+    "The opening scene, a long single shot of a family packing up a house at dawn, is quietly beautiful and tells "
+    "you everything about these people without a word of exposition. Then the middle hour wanders. The script keeps "
+    "adding characters who never matter, a subplot about a stolen painting goes nowhere, and the score swells at "
+    "moments that have not earned it. I checked my watch twice. The lead actress does what she can, and her scenes "
+    "with her younger brother are the best thing in the film, but the director seems more interested in pretty "
+    "landscapes than in the story. By the last act I had stopped caring who ended up with the house. It is not a "
+    "terrible movie, just a long and forgettable one, and I would not watch it again."
+)
 GRADIENT_NOTE = (
     "Read each line from the right (the last token) to the left: the further a line sinks, the less a token that "
-    "far from the end can still move that model's decision. A plain RNN's gradient shrinks at every step (it "
-    "vanishes); the LSTM's cell state and the GRU's update gate are there to keep their lines from sinking."
+    "far from the end can still move that model's decision. A plain RNN's gradient shrinks by a factor at every "
+    "step back (it vanishes); the LSTM's cell state and the GRU's update gate are there to keep their lines from "
+    "sinking. **Length matters:** a factor per step adds up only over many steps, so on a short text the RNN's "
+    "line need not sink at all (it may even end highest); this section opens on a long review for that reason. A value too small for the chart (below "
+    f"1e{round(math.log10(GRADIENT_FLOOR))}, or exactly 0 where the number underflows) is drawn as ▼ on the floor line."
 )
 
 
@@ -111,14 +129,71 @@ def results_table(results: dict) -> dict:
     return table(headers, rows)
 
 
-def claims_markdown(results: dict) -> str:
-    """Where the numbers come from, then each claim with its verdict and the figure it rests on."""
+def model_size(model) -> str:
+    """A classifier's recurrence in words ("2 layers of 512 units per direction"), from the loaded model."""
+    rnn = model.rnn
+    layers = f"{rnn.num_layers} layer{'s' * (rnn.num_layers != 1)}"
+    return f"{layers} of {rnn.hidden_size} units" + (" per direction" if rnn.bidirectional else "")
+
+
+def claims_markdown(results: dict, sentiment_model: str) -> str:
+    """Where the numbers come from, then each claim with its verdict and the figure it rests on; under claims 2 and
+    3 (a variant against the LSTM) what the equal time budget means for them, and the comparison at equal data."""
     command = str(results.get("command", "?")).replace("`", "'")
     lines = [f"Measured by `{command}` on {md(results.get('hardware', '?'))}; ± is half the spread (max − min) "
              "over the seeds.", ""]
     for claim in results["claims"]:
-        lines.append(f"{claim['claim']}. *{md(claim['text'])}* **{md(claim['verdict'])}**: {md(claim['line'])}")
-    return "\n".join(lines)
+        reading = claim.get("reading", claim["verdict"])
+        lines.append(f"{claim['claim']}. *{md(claim['text'])}* **{md(reading)}**: {md(claim['line'])}")
+        if claim["claim"] == 2:
+            lines += [budget_line(results, "bilstm", "lstm"), small_bilstm_line(results, sentiment_model)]
+        if claim["claim"] == 3:
+            lines.append(budget_line(results, "gru", "lstm"))
+    lines += ["", equal_training_markdown(results)]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def budget_line(results: dict, name: str, baseline: str) -> str | None:
+    """A sub-item: every run trained for the same minutes, so `name` read less (or more) data than `baseline`; and
+    the two at equal data, with the sampling error of that difference."""
+    summary, equal = results["variants"], results.get("equal_training")
+    if name not in summary or baseline not in summary:
+        return None
+    titles = {n: md(summary[n]["title"]) for n in (name, baseline)}
+    ratio = summary[name]["tokens_per_second"]["mean"] / summary[baseline]["tokens_per_second"]["mean"]
+    line = (f"   - *Same minutes, not the same data:* every run trained for {results['recipe']['run_minutes']:g} "
+            f"minutes, so the {titles[name]} read {ratio:.2f}× the {titles[baseline]}'s training tokens.")
+    stats = [(equal or {}).get("valid_accuracy", {}).get(n) for n in (name, baseline)]
+    if all(stats):
+        rows = results["recipe"]["valid_rows"]
+        error = math.sqrt(sum(s["mean"] * (1 - s["mean"]) / rows for s in stats))
+        gap = stats[0]["mean"] - stats[1]["mean"]
+        line += (f" At equal data (the first {equal['tokens'] / 1e6:.1f} M tokens): validation accuracy "
+                 f"{titles[name]} {md(format_stat(stats[0]))} vs {titles[baseline]} {md(format_stat(stats[1]))} "
+                 f"({gap * 100:+.1f} points; on {rows} validation rows a difference has a standard error of "
+                 f"{error * 100:.1f} points).")
+    return line
+
+
+def small_bilstm_line(results: dict, sentiment_model: str) -> str | None:
+    """A sub-item: the BiLSTM compared here is small, not the Sentiment tab's model."""
+    if "bilstm" not in results["variants"]:
+        return None
+    options = VARIANTS["bilstm"]
+    return (f"   - This BiLSTM is the Compare tab's small one ({options['hidden_size']} units per direction, "
+            f"{results['variants']['bilstm']['parameters']:,} trainable parameters), not the Sentiment tab's "
+            f"model ({md(sentiment_model)}).")
+
+
+def equal_training_markdown(results: dict) -> str:
+    """Every variant's validation accuracy after the same amount of training, or why it is not there."""
+    equal = results.get("equal_training")
+    if not equal:
+        return f"*At equal data:* not in this results file; `{COMMAND} --rederive` adds it from the stored runs."
+    shown = ", ".join(f"{md(results['variants'][name]['title'])} {md(format_stat(stat))}"
+                      for name, stat in equal["valid_accuracy"].items() if name in results["variants"])
+    return (f"**At equal data:** validation accuracy after the first {equal['tokens'] / 1e6:.1f} M training tokens "
+            f"of each run (the most every run reached; {md(equal['approximation'])}): {shown}.")
 
 
 def bucket_names(results: dict) -> dict[str, str]:

@@ -227,7 +227,8 @@ def _atlas(h: InspectorHandlers) -> dict:
     gr.Markdown("### Units that track something you can name")
     rows, found, note = h.atlas_parts("sentiment")
     note = gr.Markdown(note, elem_id="gates-atlas-note")
-    table = gr.Dataframe(rows, label="Unit atlas", interactive=False, wrap=True, visible=found,
+    # Taller than gradio's 500 px: the shipped atlas (15 rows, wrapped) shows whole at 1280 px, no scrollbar inside.
+    table = gr.Dataframe(rows, label="Unit atlas", interactive=False, wrap=True, visible=found, max_height=1000,
                          elem_id="gates-atlas")
     return {"note": note, "table": table}
 

@@ -2,10 +2,15 @@
 
 A slider is built from its Limit (seqdemo.web.nextword_tab) and an API value is checked against the same Limit
 (Limit.check), so the page can never offer what the API refuses, nor the API's message name another range.
+
+One rule for a value outside its range: it never runs. The API refuses it with the Limit's sentence. On the page,
+gradio's slider puts its number box back inside the range when the box loses focus (before any handler sees the
+value); Limit.settle names what the box now holds, and the page says so beside the control, in the same words.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from seqdemo.core import validate as valid
@@ -28,6 +33,29 @@ class Limit:
         if self.whole:
             return valid.integer(value, self.name, self.low, self.high)
         return valid.number(value, self.name, self.low, self.high, above=self.above)
+
+    def nearest(self, number: float) -> float:
+        """The allowed value nearest to a finite `number`: clamped to the range, whole when the setting is, and
+        one step in from an open lower end (as the slider's ends are)."""
+        low, high = self.slider_range()
+        if high is not None:
+            number = min(number, high)
+        number = max(number, low)
+        return math.floor(number + 0.5) if self.whole else number  # 2.5 -> 3, as the browser's range input shows
+
+    def settle(self, value) -> tuple[float | None, str]:
+        """What the page's control holds after `value` was typed into it, and the note beside it: ("" when the value
+        is allowed). A value outside the range becomes the nearest allowed one (the slider's box does this itself
+        on blur), a fraction of a whole setting its nearest whole number; the note says which, in the words the
+        API refuses it with. No number at all: (None, the refusal)."""
+        try:
+            return self.check(value), ""
+        except valid.InputError as refused:
+            number = valid.as_number(value)
+            if number is None:
+                return None, str(refused)
+            used = self.nearest(number)
+            return used, f"{str(refused).rstrip('.')}; the box now holds {used:g}."
 
     def slider_range(self) -> tuple[float, float]:
         """The page's slider ends: an open lower end starts one step in."""

@@ -22,10 +22,21 @@ from seqdemo.web.page_parts import PROMPTS, error_box, on_example
 
 
 def fresh_seed(seed: str | None) -> tuple[str, str]:
-    """The seed the page generates with, the one typed or a fresh random one for a blank box, and the note shown
-    while it writes (the generation checks the seed)."""
-    seed = str(random.randrange(2**31)) if seed is None or not str(seed).strip() else str(seed).strip()
-    return seed, f"Seed **{show.md(seed[:40])}**: writing…"
+    """The seed the page generates with: the one typed, or a fresh random one for a blank box or -1 (the note says
+    which number that was); and the note shown while it writes. The generation checks the seed."""
+    typed = "" if seed is None else str(seed).strip()
+    if not typed or typed == str(valid.RANDOM_SEED):
+        typed = str(random.randrange(2**31))
+    return typed, f"Seed **{show.md(typed[:40])}**: writing…"
+
+
+def settle(limit: limits.Limit):
+    """A slider's page-only check when its box loses focus (or its handle is let go): the value it now holds and
+    the note beside it (Limit.settle). It gets the value as typed (preprocess off), before gradio's own clamp."""
+    def handler(value):
+        used, note = limit.settle(value)
+        return (gr.skip() if used is None or not note else gr.update(value=used)), note
+    return handler
 
 
 class NextWordHandlers:
@@ -73,7 +84,7 @@ class NextWordHandlers:
         """After a generation: the greedy continuation beside it when asked, and the seed used. It checks what
         the generation checked, so its message is the generation's, never a "fine" that hides it."""
         prompt, settings, used = self.check_generation(prompt, max_new_tokens, temperature, top_k, top_p, seed)
-        # The seed as typed (-1 stays -1, though the sampler reads it as 2**64 - 1): the same number, the same text.
+        # The seed as typed (2**64 + 7 stays as typed, though the sampler reads it as 7); blank or -1: the fresh one.
         seed = valid.integer(seed, "seed") if valid.seed(seed) is not None else used
         greedy = ""
         if with_greedy is True:
@@ -89,11 +100,16 @@ class NextWordHandlers:
         return show.surprisal_view(self.nextword.tokenizer, self.nextword.surprisal_summary(text), clipped)
 
 
-def slider(limit: limits.Limit, label: str, **options) -> gr.Slider:
-    """The page's control for a Limit: its range, step and default."""
+def slider(limit: limits.Limit, label: str, note_id: str, **options) -> gr.Slider:
+    """The page's control for a Limit: its range, step and default, and under it the note that says what its box
+    holds after a value outside the range was typed (settle)."""
     low, high = limit.slider_range()
-    return gr.Slider(low, high if high is not None else limits.TOP_K_SLIDER, value=limit.default, step=limit.step,
-                     label=label, **options)
+    with gr.Column(min_width=160):
+        control = gr.Slider(low, high if high is not None else limits.TOP_K_SLIDER, value=limit.default,
+                            step=limit.step, label=label, **options)
+        note = gr.Markdown("", elem_id=note_id, elem_classes="sq-error")
+    control.release(settle(limit), control, [control, note], preprocess=False, show_progress="hidden", **PRIVATE)
+    return control
 
 
 def next_words_part(w: Wiring, h: NextWordHandlers) -> gr.Textbox:
@@ -101,7 +117,7 @@ def next_words_part(w: Wiring, h: NextWordHandlers) -> gr.Textbox:
         with gr.Column(scale=3):
             prompt = gr.Textbox(label="Prompt (Enter runs it)", lines=1, max_lines=6, value=PROMPTS[0],
                                 elem_id="nextword-text")
-            k = slider(limits.NEXT_WORDS, "How many words (k)", elem_id="nextword-k")
+            k = slider(limits.NEXT_WORDS, "How many words (k)", "nextword-k-note", elem_id="nextword-k")
             button = gr.Button("Next words", variant="primary", elem_id="nextword-button")
             error = error_box("nextword-error")
             examples = gr.Examples(PROMPTS, inputs=prompt, label="Prompts")
@@ -117,14 +133,16 @@ def next_words_part(w: Wiring, h: NextWordHandlers) -> gr.Textbox:
 def generate_part(w: Wiring, h: NextWordHandlers, prompt: gr.Textbox) -> None:
     gr.Markdown("### Generate, piece by piece")
     with gr.Row():
-        temperature = slider(limits.TEMPERATURE, "temperature (0 = always the likeliest)")
-        top_k = slider(limits.TOP_K, "top-k (0 = off)")
-        top_p = slider(limits.TOP_P, "top-p (nucleus)")
+        temperature = slider(limits.TEMPERATURE, "temperature (0 = always the likeliest)", "generate-temperature-note",
+                             elem_id="generate-temperature")
+        top_k = slider(limits.TOP_K, "top-k (0 = off)", "generate-top-k-note", elem_id="generate-top-k")
+        top_p = slider(limits.TOP_P, "top-p (nucleus)", "generate-top-p-note", elem_id="generate-top-p")
     with gr.Row():
-        max_new = slider(limits.MAX_NEW_TOKENS, "max new pieces (it finishes its last word)")
+        max_new = slider(limits.MAX_NEW_TOKENS, "max new pieces (it finishes its last word)", "generate-max-new-note",
+                         elem_id="generate-max-new")
         # A textbox, not a gr.Number: gradio 6's number box cannot stay blank (it shows 0).
-        seed = gr.Textbox(value="", max_lines=1, label="seed (blank = a fresh random one)", elem_id="generate-seed",
-                          placeholder="blank, or a number to repeat a text")
+        seed = gr.Textbox(value="", max_lines=1, label="seed (blank or -1 = a fresh random one)",
+                          elem_id="generate-seed", placeholder="blank, or a number to repeat a text")
         with_greedy = gr.Checkbox(value=False, label="also show the greedy continuation (always the likeliest piece)",
                                   elem_id="generate-greedy")
     button = gr.Button("Generate", variant="primary", elem_id="generate-button")

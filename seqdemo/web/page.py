@@ -51,7 +51,52 @@ CSS = """
 .sq-text { line-height: 2.1; font-size: 1.02rem; overflow-wrap: anywhere; }
 .sq-chip { display: inline-block; max-width: 100%; white-space: pre-wrap; padding: 0 0.3em; margin: 1px 0;
            border-radius: 4px; border: 1px solid rgba(0, 0, 0, 0.06); }
+/* Tables fit their box: gradio sizes each column from its unwrapped text (a long cell pushed the atlas past the
+   page at 1280 px), so cells and headers wrap between words instead. */
+.table-wrap .sizing-body td, .table-wrap .body-cell span { white-space: normal !important; }
+.table-wrap .header-cell span { white-space: normal !important; word-break: normal !important;
+                                overflow-wrap: normal !important; }
+/* A table still wider than its box says so (TABLE_HINT marks it): a line above it and a fade at its right edge. */
+.table-container.sq-wide > .table-wrap { order: 2; }
+.table-container.sq-wide::after { content: "Scroll the table sideways for more columns →"; order: 1;
+                                  font-size: 0.8rem; color: #4b5563; }
+.table-container.sq-wide:not(.sq-at-end) > .table-wrap::after {
+    content: ""; position: absolute; top: 0; right: 0; bottom: 0; width: 3rem; pointer-events: none; z-index: 3;
+    background: linear-gradient(to right, transparent, var(--background-fill-primary)); }
+/* A plot beside another in a row needs 320 px to be read (gradio lets a block shrink to 160 px): on a phone the
+   row wraps and each plot takes the full width. */
+.row > .block:has(.js-plotly-plot) { min-width: min(320px, 100%) !important; }
+.row > .block:has(input[type=range]), .row > .column:has(input[type=range]) {  /* a slider, likewise */
+    min-width: min(280px, 100%) !important; }
+/* Page margins shrink on a phone (gradio keeps 32 px a side at every width). Not in a @media block: gradio
+   scopes those rules to elements inside .contain, and this one is outside it. */
+.main.fillable.app { padding-left: clamp(12px, 4vw, 32px); padding-right: clamp(12px, 4vw, 32px); }
+@media (max-width: 640px) {
+    /* A phone: smaller table text and padding, so that most tables fit without scrolling. */
+    .table-wrap { --input-text-size: 12px; --text-md: 12px; --text-sm: 12px; --size-2: 4px; }
+}
 """
+# Marks every table wider than its box (class sq-wide; sq-at-end once scrolled to its end) for the CSS above:
+# gradio shows no sign of the hidden columns, and phone browsers hide scrollbars until one scrolls.
+TABLE_HINT = """<script>
+(() => {
+  let queued = false;
+  const mark = () => {
+    queued = false;
+    for (const view of document.querySelectorAll(".virtual-table-viewport")) {
+      const box = view.closest(".table-container");
+      if (!box) continue;
+      box.classList.toggle("sq-wide", view.scrollWidth - view.clientWidth > 1);
+      box.classList.toggle("sq-at-end", view.scrollLeft + view.clientWidth >= view.scrollWidth - 1);
+    }
+  };
+  const soon = () => { if (!queued) { queued = true; requestAnimationFrame(mark); } };
+  new MutationObserver(soon).observe(document.documentElement,
+    {childList: true, subtree: true, attributes: true, attributeFilter: ["style", "class"]});
+  addEventListener("resize", soon);
+  document.addEventListener("scroll", soon, true);
+})();
+</script>"""
 logger = logging.getLogger("seqdemo.web.page")
 ENDPOINTS = ("classify", "trajectory", "next_words", "generate", "surprisal", "inspect", "find_units",
              "export_trace", "compare_results", "compare_text")
@@ -116,7 +161,9 @@ def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline, compare
         w = Wiring(demo, gpu, serving.model_threads(limit))
         gr.Markdown(f"# {TITLE}")
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        # "wrap": on a phone the tabs that do not fit go on a second row, each under its name (gradio's
+        # default hides them behind an unlabelled "⋯" menu).
+        with gr.Tabs(overflow_behavior="wrap"):
             with gr.Tab("Sentiment", id="sentiment"):
                 sentiment_tab(w, SentimentHandlers(sentiment))
             with gr.Tab("Next word", id="nextword"):
@@ -125,14 +172,14 @@ def build_demo(sentiment: SentimentPipeline, nextword: NextWordPipeline, compare
                 choices = MODEL_CHOICES + [(compare_view.variant_choice(name), name) for name in variants]
                 inspector_tab(w, InspectorHandlers(models, ExportStore(serving.export_folder())), choices)
             with gr.Tab("Compare", id="compare"):
-                compare_tab(w, CompareHandlers(comparison, unavailable))
+                compare_tab(w, CompareHandlers(comparison, unavailable, sentiment.model))
         about_models(sentiment, nextword)
     serving.configure_queue(demo, limit, settings.queue_size)
     return demo
 
 
 def launch_options() -> dict:
-    """What launch() needs beyond the Blocks (gradio 6 takes the CSS there)."""
+    """What launch() needs beyond the Blocks (gradio 6 takes the CSS and the head there)."""
     # A neutral theme: blue and orange mean positive and negative on this page, so no button wears them.
-    return {"css": CSS, "theme": gr.themes.Default(primary_hue="slate", secondary_hue="slate"),
+    return {"css": CSS, "head": TABLE_HINT, "theme": gr.themes.Default(primary_hue="slate", secondary_hue="slate"),
             **serving.launch_options()}

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import gradio as gr
 
+from seqdemo.core.text import casual
 from seqdemo.web.endpoints import Wiring
 
 EXAMPLES = ["not good at all", "The plot was thin but the acting saved it", "I loved it"]
+# How a person reads each example text the page shows or names (a model's answer is checked against these, never
+# assumed wrong: the model may be retrained).
+INTENDED = {"not good at all": "negative", "The plot was thin but the acting saved it": "positive",
+            "I loved it": "positive", "not bad at all": "positive"}
 PROMPTS = ["The acting was", "I would not recommend this movie to", "The best thing about this film is"]
+
+
+def intended_label(text: str) -> str | None:
+    """The label a person gives `text` when it is one of the page's examples (whatever its case, punctuation or
+    spacing), else None."""
+    wanted = casual(text)
+    return next((label for example, label in INTENDED.items() if casual(example) == wanted), None)
 
 
 def error_box(elem_id: str) -> gr.Markdown:

@@ -10,6 +10,7 @@ plotly is imported on first use, so importing this module costs nothing at start
 from __future__ import annotations
 
 import html
+import math
 import textwrap
 from typing import Sequence
 
@@ -112,14 +113,32 @@ def _figure():
     return go
 
 
+# The plotly toolbar keeps only "download as PNG" and "reset axes": the full bar is wider than the label beside it
+# on a phone (390 px) and covered it; zoom and pan still work by dragging and double-clicking the plot.
+MODEBAR_REMOVED = ["zoom", "pan", "select", "lasso", "zoomin", "zoomout", "autoscale", "togglehover",
+                   "togglespikelines", "hoverclosest", "hovercompare"]
+TITLE_CHARACTERS = 44  # a title line's length that fits a phone's plot (about 330 px at 14 px type)
+
+
+def wrap_title(title: str, width: int = TITLE_CHARACTERS) -> str:
+    """A title on lines of at most `width` characters (<br> between them), so a phone's narrow plot shows all of it;
+    a line that holds markup (<sup>…</sup>) is kept whole."""
+    lines = []
+    for line in title.split("<br>"):
+        lines += [line] if "<" in line else textwrap.wrap(line, width, break_long_words=False) or [line]
+    return "<br>".join(lines)
+
+
 def _layout(fig, title: str, height: int) -> None:
+    title = wrap_title(title)
     fig.update_layout(
         title={"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
         template="plotly_white",
-        height=height,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        height=height + 18 * title.count("<br>"),  # each extra title line takes room from the top, not the data
+        margin={"l": 10, "r": 10, "t": 50 + 18 * title.count("<br>"), "b": 10},
         font={"family": FONT, "size": 12},
         hoverlabel={"font": {"family": FONT}},
+        modebar={"remove": MODEBAR_REMOVED, "bgcolor": "rgba(255,255,255,0.8)"},
     )
 
 
@@ -166,8 +185,11 @@ def trajectory_figure(
     fig.update_xaxes(title_text=f"{unit}s read so far")
     fig.update_yaxes(title_text=f"P({escape(positive_label)})", range=[-0.02, 1.02])
     title = f"P({escape(positive_label)}) " + ("while reading" if note else f"after each {unit}")
-    _layout(fig, title + (f"<br><sup>{escape(note)}</sup>" if note else ""), 320)
-    fig.update_layout(showlegend=False, **({"margin": {"t": 70}} if note else {}))
+    # The note in small type, wrapped here (wrap_title keeps a marked-up line whole): about 1.4 times as many
+    # characters fit a line.
+    note_lines = textwrap.wrap(escape(note), int(TITLE_CHARACTERS * 1.4), break_long_words=False)
+    _layout(fig, "<br>".join([title] + [f"<sup>{line}</sup>" for line in note_lines]), 320)
+    fig.update_layout(showlegend=False)
     return fig
 
 
@@ -342,28 +364,56 @@ def speed_figure(variants: dict[str, dict]):
     return fig
 
 
-def gradient_figure(curves: dict[str, dict]):
+GRADIENT_FLOOR = 1e-10  # the gradient chart's lowest decade: smaller norms (down to an exact 0) sit on this line
+
+
+def floor_values(values: Sequence[float], floor: float = GRADIENT_FLOOR) -> tuple[list[float], list[bool]]:
+    """Values for a log axis: each one below `floor` (0 included, which float32 reaches by underflow) is drawn at
+    `floor`, and flagged, so that a line never breaks where a value has no place on the axis."""
+    below = [not value >= floor for value in values]  # NaN counts as below: it has no place on the axis either
+    return [floor if low else float(value) for value, low in zip(values, below)], below
+
+
+def gradient_figure(curves: dict[str, dict], floor: float = GRADIENT_FLOOR):
     """‖∂ logit / ∂ embedding_t‖ against the token's distance from the end, log scale, one line per variant.
-    `curves`: {variant name: {"title", "tokens", "norms"}} in reading order. A norm of exactly 0 (underflow) has
-    no place on a log axis and leaves a gap."""
+    `curves`: {variant name: {"title", "tokens", "norms"}} in reading order. A norm below `floor` (an exact 0
+    included) is drawn on the floor line with a ▼ of the line's colour, instead of a gap in the line."""
     go = _figure()
     fig = go.Figure()
+    exponent = round(math.log10(floor))
+    floor_name = f"below 1e{exponent}"
     for name, curve in curves.items():
         tokens, norms = curve["tokens"], curve["norms"]
         distances = list(range(len(norms) - 1, -1, -1))  # the last token read is 0 tokens from the end
+        ys, below = floor_values(norms, floor)
+        title, colour = escape(curve["title"]), VARIANT_COLOURS.get(name)
+        shown = ["0 (underflow)" if n == 0 else f"{n:.3g}" for n in norms]
         fig.add_trace(go.Scatter(
-            name=escape(curve["title"]),
-            x=distances,
-            y=[n if n > 0 else None for n in norms],
+            name=title, legendgroup=name, x=distances, y=ys,
             mode="lines+markers" if len(norms) <= 80 else "lines",
-            line={"color": VARIANT_COLOURS.get(name), "width": 2},
-            marker={"size": 5},
-            text=[token_text(t) for t in tokens],
-            hovertemplate=escape(curve["title"]) + "<br>%{text}, %{x} tokens from the end"
-                          "<br>‖∂ logit / ∂ embedding‖ = %{y:.3g}<extra></extra>",
+            line={"color": colour, "width": 2}, marker={"size": 5},
+            text=[token_text(t) for t in tokens], customdata=shown,
+            hovertemplate=title + "<br>%{text}, %{x} tokens from the end"
+                          "<br>‖∂ logit / ∂ embedding‖ = %{customdata}<extra></extra>",
         ))
-    fig.update_xaxes(title_text="distance from the end of the text (tokens)", autorange="reversed")
-    fig.update_yaxes(type="log", title_text="‖∂ logit / ∂ embedding‖ (log scale)", exponentformat="power")
-    _layout(fig, "The vanishing gradient: how much each token can still move the decision", 420)
+        if any(below):
+            low = [i for i, flag in enumerate(below) if flag]
+            fig.add_trace(go.Scatter(
+                name=f"{title}: {floor_name}", legendgroup=name, showlegend=False, mode="markers",
+                x=[distances[i] for i in low], y=[floor] * len(low),
+                marker={"symbol": "triangle-down", "size": 8, "color": colour},
+                text=[token_text(tokens[i]) for i in low], customdata=[shown[i] for i in low],
+                hovertemplate=title + "<br>%{text}, %{x} tokens from the end<br>‖∂ logit / ∂ embedding‖ = "
+                              "%{customdata}, " + floor_name + "<extra></extra>",
+            ))
+    if any(not n >= floor for curve in curves.values() for n in curve["norms"]):
+        fig.add_hline(y=floor, line={"dash": "dot", "color": "#9ca3af"})
+        # An annotation on a log axis is placed by the exponent (add_hline's own annotation lands at 10^floor ≈ 1).
+        fig.add_annotation(text=f"▼ {floor_name} (0 included)", xref="paper", x=0, xanchor="left", yref="y",
+                           y=math.log10(floor), yanchor="bottom", showarrow=False,
+                           font={"size": 11, "color": "#4b5563"})
+    fig.update_xaxes(title_text="tokens from the end", autorange="reversed")
+    fig.update_yaxes(type="log", title_text="gradient norm (log)", exponentformat="power")
+    _layout(fig, "Vanishing gradient: how much each token<br>can still move the decision", 420)
     _bottom_legend(fig)
     return fig

@@ -20,6 +20,7 @@ import torch
 
 from seqdemo.core import gates
 from seqdemo.core.device import device_name
+from seqdemo.core.text import letter_counts, word_count
 from seqdemo.core.tokenizer import Span, Tokenizer
 from seqdemo.core.units import MarkedChange
 from seqdemo.core.validate import InputError
@@ -191,9 +192,13 @@ def pushes_table(spans: list[Span | None], positive: str, negative: str, rows: i
     )
 
 
-def classify_view(tokenizer: Tokenizer, labels: list[str], explanation, text_tokens: int, clipped: bool):
+def classify_view(tokenizer: Tokenizer, labels: list[str], explanation, text_tokens: int, clipped: bool,
+                  text: str = "", intended: str | None = None, text_chars: int | None = None):
     """What the sentiment tab shows: the words coloured by their push, the strongest pushes, a plain sentence and
-    the details. `text_tokens`: how many tokens the whole text has; `clipped`: the page cut its characters."""
+    the details. `text_tokens`: how many tokens the whole text has; `clipped`: the page cut its characters. Under
+    the verdict, one line each where it applies: a long text's part that was read (`text_chars`: the length as
+    typed), a text mostly outside what the model learned from, and a wrong answer on one of the page's own
+    examples (`intended`: the label a person gives it)."""
     spans = attribution_spans(tokenizer, explanation)
     positive, negative = labels[-1], labels[0]
     prediction = explanation.prediction
@@ -203,8 +208,82 @@ def classify_view(tokenizer: Tokenizer, labels: list[str], explanation, text_tok
                f'color:#ffffff">{html.escape(verdict)}</span>, {percent(prediction["score"])} sure. Blue words pushed '
                f"it towards {html.escape(positive)}, orange ones towards {html.escape(negative)}; the deeper the "
                "colour, the stronger the push.</p>")
+    lines = [read_line(spans, len(text) if text_chars is None else text_chars, clipped),
+             domain_line(text, explanation.ids, tokenizer),
+             wrong_line(intended, prediction, spans, positive, negative)]
+    summary += "".join(f'<p class="sq-summary sq-caveat">{line}</p>' for line in lines if line)
     details = classify_notes(explanation, labels, strongest_push(spans), text_tokens, clipped)
     return attribution_chips(spans, positive, negative), pushes_table(spans, positive, negative), summary, details
+
+
+# What the shipped classifier learned from (checkpoints/sentiment/README.md): the line beside an out-of-domain verdict.
+TRAINED_ON = "English movie reviews (IMDB reviews and Rotten Tomatoes sentences)"
+# Measured on the shipped tokenizer (the validation rows of each source): pieces
+# the vocabulary lacks (byte fallback) are at most 10% of an IMDB review and 18% of a Rotten Tomatoes sentence, and
+# no letter of either is outside the Latin script; Chinese, Hebrew, Arabic, Cyrillic and emoji-only texts are
+# 87-98% such pieces, their letters 100% non-Latin. Half is far from both.
+UNKNOWN_SHARE = 0.5
+NON_LATIN_SHARE = 0.5
+# Rotten Tomatoes sentences run from 2 words (0.5% of them have 2 or fewer), IMDB reviews from 11.
+FEW_WORDS = 2
+
+
+def domain_reason(text: str, ids: list[int], tokenizer: Tokenizer) -> str:
+    """Why a text lies mostly outside what the classifier learned from, in a few words, or "" when it does not:
+    no letters at all, letters mostly outside the Latin script, pieces mostly unknown to the vocabulary (read
+    byte by byte), or one or two words."""
+    letters, latin = letter_counts(text)
+    unknown = sum(1 for token in ids if tokenizer.byte_value(token) is not None or token == tokenizer.unk_id)
+    if letters == 0:
+        return "it has no words, only symbols, digits or emoji"
+    if letters - latin > NON_LATIN_SHARE * letters:
+        return f"{letters - latin} of its {letters} letters are outside the Latin alphabet English is written in"
+    if ids and unknown > UNKNOWN_SHARE * len(ids):
+        return (f"{unknown} of the {len(ids)} pieces it read are bytes of characters its vocabulary never learned "
+                "(emoji, accents, other scripts)")
+    if word_count(text) <= FEW_WORDS:
+        return "it is only one or two words long"
+    return ""
+
+
+def domain_line(text: str, ids: list[int], tokenizer: Tokenizer) -> str:
+    """The line beside a verdict on a text mostly outside what the model learned from ("" for any other)."""
+    reason = domain_reason(text, ids, tokenizer)
+    if not reason:
+        return ""
+    return (f"<b>Mostly outside what it learned:</b> {html.escape(reason)}. The model was trained on "
+            f"{html.escape(TRAINED_ON)}: read this verdict and its confidence with care.")
+
+
+def wrong_line(intended: str | None, prediction: dict, spans: list[Span | None], positive: str,
+               negative: str) -> str:
+    """For one of the page's own examples the model gets wrong: says so, names the word that pushed hardest
+    towards its wrong answer, and points at the trajectory. "" when it is right, or the text is no example."""
+    verdict = prediction["label"]
+    if intended is None or intended == verdict:
+        return ""
+    towards = 1.0 if verdict == positive else -1.0  # the sign of a push towards the (wrong) verdict
+    words = [s for s in spans if s is not None and not is_space(s.text) and towards * s.value > 0]
+    swing = ""
+    if words:
+        top = max(words, key=lambda s: towards * s.value)
+        swing = (f" The word that pushed hardest towards {html.escape(verdict)} was "
+                 f"“{html.escape(shown(top.text))}” ({top.value:+.2f} in log-odds, in the table below).")
+    return (f"<b>The model gets this example wrong.</b> A person reads it as {html.escape(intended)}; the model says "
+            f"{html.escape(verdict)} ({percent(prediction['score'])}).{swing} The reading trajectory below shows "
+            f"where its verdict turned as it read.")
+
+
+def read_line(spans: list[Span | None], chars: int, clipped: bool) -> str:
+    """For a long text, what the model read of it, in words and characters ("" when it read it whole)."""
+    if None not in spans:
+        return ""
+    cut = spans.index(None)
+    head = sum(1 for s in spans[:cut] if re.search(r"\w", s.text))  # words, not punctuation or spaces
+    tail = sum(1 for s in spans[cut + 1:] if re.search(r"\w", s.text))
+    cut_chars = f" (of which the page passed on the first and last {MAX_CHARS // 2:,})" if clipped else ""
+    return (f"<b>Read in part:</b> the model read the first {head:,} and last {tail:,} words of these {chars:,} "
+            f"characters{cut_chars}; the middle was skipped (grey in the coloured text).")
 
 
 def classify_notes(explanation, labels: list[str], strongest: float, text_tokens: int, clipped: bool) -> str:

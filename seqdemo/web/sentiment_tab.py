@@ -13,7 +13,7 @@ from seqdemo.web import plots
 from seqdemo.web import presentation as show
 from seqdemo.web.endpoints import Wiring
 from seqdemo.web.limits import IG_STEPS, MAX_CHARS
-from seqdemo.web.page_parts import EXAMPLES, caption, error_box, on_example
+from seqdemo.web.page_parts import EXAMPLES, caption, error_box, intended_label, on_example
 
 # Integrated gradients first: they name the words that pushed. "Where the verdict was read" is exact and faster (on
 # the shipped model, 2-core CPU: 0.03 s against 0.2 s for a sentence, 0.2 s against 6 s for 512 tokens), but the
@@ -35,13 +35,17 @@ class SentimentHandlers:
         """Label, words coloured by their push, strongest pushes, one plain sentence, the details."""
         pipe = self.sentiment
         method = valid.choice(method, "method", METHODS)
-        text, clipped = valid.clip(valid.text(text), "head_tail", MAX_CHARS)
+        text = valid.text(text)
+        typed = len(text)
+        text, clipped = valid.clip(text, "head_tail", MAX_CHARS)
         explanation = pipe.explain(text, method=method, steps=IG_STEPS)
         # The notes say how long a truncated text was: encode it whole only then.
         truncated = explanation.middle_skipped_at is not None
         text_tokens = len(pipe.tokenizer.encode(text)) if truncated else len(explanation.ids)
-        chips, pushes, summary, details = show.classify_view(pipe.tokenizer, pipe.labels, explanation, text_tokens,
-                                                             clipped)
+        intended = intended_label(text)
+        chips, pushes, summary, details = show.classify_view(
+            pipe.tokenizer, pipe.labels, explanation, text_tokens, clipped, text=text,
+            intended=intended if intended in pipe.labels else None, text_chars=typed)
         return explanation.prediction["probabilities"], chips, pushes, summary, details
 
     def trajectory(self, text: str):
@@ -74,7 +78,7 @@ def sentiment_tab(w: Wiring, h: SentimentHandlers) -> None:
     caption("The line is the verdict the model would give if the text stopped after each word: where it crosses "
             f"the middle, the model changed its mind. A long text gets {TRAJECTORY_POINTS} evenly spaced words, each "
             "point exact (the chart says so).")
-    pushes = gr.Dataframe(label="Strongest pushes", interactive=False, elem_id="sentiment-table")
+    pushes = gr.Dataframe(label="Strongest pushes", interactive=False, wrap=True, elem_id="sentiment-table")
     with gr.Accordion("Details: the exact numbers", open=False):
         details = gr.Markdown(label="Details", elem_classes="seqdemo-notes", elem_id="sentiment-notes")
 
