@@ -52,8 +52,9 @@ GRADIENT_NOTE = (
     "far from the end can still move that model's decision. A plain RNN's gradient shrinks by a factor at every "
     "step back (it vanishes); the LSTM's cell state and the GRU's update gate are there to keep their lines from "
     "sinking. **Length matters:** a factor per step adds up only over many steps, so on a short text the RNN's "
-    "line need not sink at all (it may even end highest); this section opens on a long review for that reason. A value too small for the chart (below "
-    f"1e{round(math.log10(GRADIENT_FLOOR))}, or exactly 0 where the number underflows) is drawn as ▼ on the floor line."
+    "line need not sink at all (it may even end highest); this section opens on a long review for that reason. "
+    f"A value too small for the chart (below 1e{round(math.log10(GRADIENT_FLOOR))}, or exactly 0 where the number "
+    "underflows) is drawn as ▼ on the floor line."
 )
 
 

@@ -382,6 +382,7 @@ def gradient_figure(curves: dict[str, dict], floor: float = GRADIENT_FLOOR):
     fig = go.Figure()
     exponent = round(math.log10(floor))
     floor_name = f"below 1e{exponent}"
+    floored = False  # whether any line has a value on the floor: only then is the floor line drawn
     for name, curve in curves.items():
         tokens, norms = curve["tokens"], curve["norms"]
         distances = list(range(len(norms) - 1, -1, -1))  # the last token read is 0 tokens from the end
@@ -397,6 +398,7 @@ def gradient_figure(curves: dict[str, dict], floor: float = GRADIENT_FLOOR):
                           "<br>‖∂ logit / ∂ embedding‖ = %{customdata}<extra></extra>",
         ))
         if any(below):
+            floored = True
             low = [i for i, flag in enumerate(below) if flag]
             fig.add_trace(go.Scatter(
                 name=f"{title}: {floor_name}", legendgroup=name, showlegend=False, mode="markers",
@@ -406,7 +408,7 @@ def gradient_figure(curves: dict[str, dict], floor: float = GRADIENT_FLOOR):
                 hovertemplate=title + "<br>%{text}, %{x} tokens from the end<br>‖∂ logit / ∂ embedding‖ = "
                               "%{customdata}, " + floor_name + "<extra></extra>",
             ))
-    if any(not n >= floor for curve in curves.values() for n in curve["norms"]):
+    if floored:
         fig.add_hline(y=floor, line={"dash": "dot", "color": "#9ca3af"})
         # An annotation on a log axis is placed by the exponent (add_hline's own annotation lands at 10^floor ≈ 1).
         fig.add_annotation(text=f"▼ {floor_name} (0 included)", xref="paper", x=0, xanchor="left", yref="y",
